@@ -1,0 +1,5 @@
+"""``python -m crosspost``."""
+
+from crosspost.cli import main
+
+main()

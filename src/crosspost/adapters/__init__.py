@@ -1,0 +1,1 @@
+"""Platform adapters: one module per platform behind :class:`~crosspost.adapters.base.Adapter`."""

@@ -1,0 +1,247 @@
+"""The one place where httpx errors and HTTP statuses become crosspost errors.
+
+::
+
+    httpx.ConnectError, ConnectTimeout, PoolTimeout  -> Transient       (nothing was sent)
+    httpx.ReadTimeout, ReadError, RemoteProtocolError,
+    WriteError, WriteTimeout                          -> UnknownOutcome  (may have landed)
+                                                         (Transient for safe methods)
+    401, 403                                          -> AuthError
+    429                                               -> RateLimited(until=Retry-After or reset header)
+    500-599, 408                                      -> Transient
+    other 4xx                                         -> Rejected (the platform's message)
+
+Platform-specific envelopes (Meta error codes, Telegram's ``ok: false``) are
+handled by passing ``classify=`` to :meth:`HttpClient.request`, which may return
+a more specific error before the status mapping applies.
+
+The client also remembers rate-limit headers: when a platform says no request
+may be made before an instant, the next request raises :class:`RateLimited`
+without being sent, so nothing ever goes out before ``Retry-After`` has passed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from crosspost import __version__
+from crosspost.clock import Clock, system_clock
+from crosspost.exceptions import (
+    AuthError,
+    PlatformError,
+    RateLimited,
+    Rejected,
+    Transient,
+    UnknownOutcome,
+)
+from crosspost.i18n import _
+
+USER_AGENT = f"crosspost/{__version__} (+https://github.com/zv-staedtedreieck/crosspost)"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
+
+Classifier = Callable[[httpx.Response], PlatformError | None]
+ResetParser = Callable[[httpx.Response, datetime], datetime | None]
+
+
+def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
+    """``Retry-After`` as seconds or an HTTP date, as an aware UTC instant."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return now + timedelta(seconds=max(0.0, float(value)))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+def parse_reset(value: str | None, now: datetime) -> datetime | None:
+    """A rate-limit reset header: epoch seconds, delta seconds, or ISO 8601."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
+    if number > 1_000_000_000:  # epoch seconds
+        return datetime.fromtimestamp(number, UTC)
+    return now + timedelta(seconds=max(0.0, number))
+
+
+def platform_message(response: httpx.Response, limit: int = 300) -> str:
+    """The platform's own words about a failure, shortened."""
+    text = ""
+    try:
+        body: Any = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        text = response.text
+    else:
+        text = _message_from_json(body) or response.text
+    text = " ".join(text.split())
+    if not text:
+        text = response.reason_phrase
+    return text[:limit]
+
+
+def _message_from_json(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in ("error_description", "error", "message", "detail", "description", "title"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict):
+                nested = _message_from_json(value)
+                if nested:
+                    return nested
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors:
+            return _message_from_json(errors[0])
+    return ""
+
+
+class HttpClient:
+    """An ``httpx.AsyncClient`` for one account, with errors mapped and limits remembered."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        secrets: Iterable[str] = (),
+        reset_parser: ResetParser | None = None,
+        clock: Clock = system_clock,
+    ) -> None:
+        all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+        self._client = httpx.AsyncClient(
+            base_url=base_url,
+            headers=all_headers,
+            transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            follow_redirects=False,
+        )
+        self._secrets = [s for s in secrets if s]
+        self._reset_parser = reset_parser
+        self._clock = clock
+        #: no request may be sent before this instant (from Retry-After / reset headers)
+        self.blocked_until: datetime | None = None
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        classify: Classifier | None = None,
+        ok: Iterable[int] = (),
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send one request; return the response or raise the mapped error."""
+        method = method.upper()
+        now = self._clock.now()
+        if self.blocked_until is not None:
+            if self.blocked_until > now:
+                raise RateLimited(
+                    _("rate limit: no request before {until}").format(
+                        until=self.blocked_until.isoformat(timespec="seconds")
+                    ),
+                    until=self.blocked_until,
+                    http_status=None,
+                )
+            self.blocked_until = None
+        what = f"{method} {self.redact(url.split('?', 1)[0])}"
+        try:
+            response = await self._client.request(method, url, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise Transient(
+                _("{what}: cannot connect: {reason}").format(what=what, reason=self._reason(exc))
+            ) from exc
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            reason = self._reason(exc)
+            if method in SAFE_METHODS:
+                raise Transient(
+                    _("{what}: no answer: {reason}").format(what=what, reason=reason)
+                ) from exc
+            raise UnknownOutcome(
+                _("{what}: the answer was lost after sending ({reason})").format(
+                    what=what, reason=reason
+                )
+            ) from exc
+        self._remember_limits(response)
+        if response.status_code in ok or response.is_success:
+            return response
+        if classify is not None:
+            specific = classify(response)
+            if specific is not None:
+                raise specific
+        raise self.error_for(response, what)
+
+    def error_for(self, response: httpx.Response, what: str) -> PlatformError:
+        status = response.status_code
+        message = _("{what}: {status} {text}").format(
+            what=what, status=status, text=self.redact(platform_message(response))
+        )
+        if status in (401, 403):
+            return AuthError(message, http_status=status)
+        if status == 429:
+            until = self._limit_until(response) or self._clock.now() + timedelta(seconds=60)
+            self.blocked_until = until
+            return RateLimited(message, until=until)
+        if status >= 500 or status == 408:
+            return Transient(message, http_status=status)
+        return Rejected(message, http_status=status)
+
+    def _limit_until(self, response: httpx.Response) -> datetime | None:
+        now = self._clock.now()
+        until = parse_retry_after(response.headers.get("Retry-After"), now)
+        if until is None and self._reset_parser is not None:
+            until = self._reset_parser(response, now)
+        return until
+
+    def _remember_limits(self, response: httpx.Response) -> None:
+        """A success that used up the budget blocks the next request until the reset."""
+        if self._reset_parser is None or response.status_code == 429:
+            return
+        until = self._reset_parser(response, self._clock.now())
+        if until is not None and until > self._clock.now():
+            self.blocked_until = until
+
+    def _reason(self, exc: Exception) -> str:
+        return self.redact(str(exc) or type(exc).__name__)
+
+
+def header_reset_parser(remaining: str, reset: str) -> ResetParser:
+    """A parser that blocks until ``reset`` once ``remaining`` reaches 0."""
+
+    def parse(response: httpx.Response, now: datetime) -> datetime | None:
+        left = response.headers.get(remaining)
+        if response.status_code != 429 and (left is None or left.strip() not in ("0", "0.0")):
+            return None
+        return parse_reset(response.headers.get(reset), now)
+
+    return parse

@@ -1,0 +1,110 @@
+"""The adapter port: what every platform module implements.
+
+An adapter turns one :class:`~crosspost.models.PublishRequest` into one post on
+its platform and raises only :class:`~crosspost.exceptions.PlatformError`
+subclasses (mapped in :mod:`crosspost.adapters._http`). It knows nothing of
+the database, of retries or of other accounts: the publisher decides what a
+failure means for the delivery.
+
+Two class attributes tell the publisher how to recover when the outcome of a
+request is unknown (timeout or reset after sending):
+
+``idempotent_resend``
+    sending again with the same ``idempotency_key`` cannot make a second copy
+    (Mastodon's ``Idempotency-Key`` within its window, a webhook receiver that
+    deduplicates, the feed that overwrites its own entry).
+``can_reconcile``
+    :meth:`Adapter.find_existing` can tell for sure whether the post landed.
+
+Where neither holds (Telegram), an unknown outcome stays ``unknown`` for the
+admin: a blind resend could post twice.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import httpx
+    from pydantic import SecretStr
+
+    from crosspost.config import AccountBase, Settings
+    from crosspost.models import AccountInfo, PublishRequest, PublishResult
+
+
+class Adapter(abc.ABC):
+    platform: ClassVar[str]
+    idempotent_resend: ClassVar[bool] = False
+    can_reconcile: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        name: str,
+        config: AccountBase,
+        settings: Settings,
+        *,
+        secret: SecretStr | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self.settings = settings
+        self._secret = secret
+        self._transport = transport
+        self._timeout = timeout
+
+    async def open(self) -> None:  # noqa: B027 - optional hook, most adapters need nothing
+        """Prepare for publishing (log in, learn the instance's limits)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def text_limit(self) -> int | None:
+        """The limit learnt from the platform, if it overrides the configured one."""
+        return None
+
+    @abc.abstractmethod
+    async def publish(self, request: PublishRequest) -> PublishResult:
+        """Publish; raise a PlatformError subclass on failure."""
+
+    async def find_existing(self, request: PublishRequest) -> PublishResult | None:
+        """Look the post up on the platform (only where ``can_reconcile``)."""
+        raise NotImplementedError
+
+    async def delete(self, remote_id: str) -> None:
+        """Remove a published post (``crosspost retract``)."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    async def verify(self) -> AccountInfo:
+        """Check the credential against the platform (``accounts check``)."""
+
+
+def adapter_class(platform: str) -> type[Adapter]:
+    """The adapter class for ``platform``, imported only when needed."""
+    module = importlib.import_module(f"crosspost.adapters.{platform}")
+    cls: type[Adapter] = module.ADAPTER
+    return cls
+
+
+def build_adapter(
+    name: str,
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Adapter:
+    """An adapter for the configured account ``name``, with its secret loaded."""
+    config = settings.accounts[name]
+    secret = config.secret(name) if config.needs_secret else None
+    cls = adapter_class(config.platform)
+    return cls(
+        name,
+        config,
+        settings,
+        secret=secret,
+        transport=transport,
+        timeout=settings.daemon.http_timeout,
+    )

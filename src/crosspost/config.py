@@ -1,0 +1,428 @@
+"""Settings: ``config/crosspost.toml`` + ``CROSSPOST_<SECTION>__<KEY>`` + secret files.
+
+Loaded once per process by :func:`load_settings`. Secrets never live in the
+TOML file: each account names ``token_env`` or ``token_file``, or gets its
+secret from systemd's ``$CREDENTIALS_DIRECTORY/<account>``; :meth:`Account.secret`
+reads it only when an adapter needs it.
+
+Relative paths (the SQLite file, feed folders, token files) are resolved
+against the working directory, as in any Unix tool; the production config
+uses absolute paths (docs/admin.md).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from crosspost.exceptions import ConfigError
+from crosspost.i18n import _
+
+DEFAULT_CATEGORIES = [
+    "veranstaltung",
+    "stellenangebot",
+    "nachrichten",
+    "kollegium",
+    "tourismus",
+    "einrichtungen",
+]
+DEFAULT_CONFIG_PATHS = (Path("config/crosspost.toml"), Path("/etc/crosspost/crosspost.toml"))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+class SiteConfig(_Section):
+    url: str
+    name: str = ""
+    timezone: str = "Europe/Berlin"
+    link_hosts: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL such as https://www.example.de")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone; use an IANA name such as Europe/Berlin") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        host = urlsplit(self.url).hostname or ""
+        return frozenset({host.lower(), *(h.lower() for h in self.link_hosts)})
+
+
+class DatabaseConfig(_Section):
+    url: str = "sqlite:///queue/crosspost.db"
+
+
+class DaemonConfig(_Section):
+    #: how long a claimed delivery stays ours without renewal
+    lease_seconds: float = Field(default=60.0, gt=1, le=3600)
+    #: requests in flight at once per account, unless the account says otherwise
+    concurrency: int = Field(default=4, ge=1, le=64)
+    #: how often the daemon looks for changes made by the CLI (seconds)
+    poll_interval: float = Field(default=0.2, gt=0, le=60)
+    #: attempts before a delivery fails for good
+    max_attempts: int = Field(default=8, ge=1, le=100)
+    #: waits up to this long happen in the daemon; longer ones go back to the queue
+    max_inline_wait: float = Field(default=10.0, ge=0, le=300)
+    #: first backoff step and ceiling (seconds)
+    backoff_base: float = Field(default=2.0, gt=0)
+    backoff_max: float = Field(default=3600.0, gt=0)
+    #: HTTP timeout per request (seconds)
+    http_timeout: float = Field(default=30.0, gt=0, le=600)
+    #: how often paused accounts are checked again (seconds)
+    resume_check_interval: float = Field(default=900.0, gt=0)
+
+
+class AccountBase(_Section):
+    """Keys every account has."""
+
+    platform: str
+    enabled: bool = True
+    base_url: str | None = None
+    token_env: str | None = None
+    token_file: Path | None = None
+    concurrency: int | None = Field(default=None, ge=1, le=64)
+
+    #: the platform's public API, used when base_url is not set
+    default_base_url: ClassVar[str | None] = None
+    #: whether the account needs a secret at all
+    needs_secret: ClassVar[bool] = True
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_base(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute URL such as https://social.example")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("must use https (plain http is allowed only for 127.0.0.1)")
+        return value.rstrip("/")
+
+    @property
+    def api_url(self) -> str:
+        url = self.base_url or self.default_base_url
+        if not url:
+            raise ConfigError(_("base_url is required for this account"))
+        return url
+
+    def secret(self, account: str) -> SecretStr:
+        """Read this account's one secret, from env, file or systemd credentials."""
+        if self.token_env:
+            value = os.environ.get(self.token_env)
+            if not value:
+                raise ConfigError(
+                    _(
+                        "accounts.{account}.token_env: the environment variable {var} "
+                        "is not set or empty; export it or use token_file"
+                    ).format(account=account, var=self.token_env)
+                )
+            return SecretStr(value.strip())
+        candidates: list[Path] = []
+        if self.token_file:
+            candidates.append(self.token_file)
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        if creds:
+            candidates.append(Path(creds) / account)
+        for path in candidates:
+            if path.is_file():
+                return SecretStr(_read_secret_file(path, account))
+        if self.token_file:
+            raise ConfigError(
+                _("accounts.{account}.token_file: {path} does not exist").format(
+                    account=account, path=self.token_file
+                )
+            )
+        raise ConfigError(
+            _(
+                "accounts.{account}: no secret configured; set token_env or token_file, "
+                "or LoadCredential={account}:… in the systemd unit"
+            ).format(account=account)
+        )
+
+
+def _read_secret_file(path: Path, account: str) -> str:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and not os.environ.get("CREDENTIALS_DIRECTORY"):
+        raise ConfigError(
+            _(
+                "accounts.{account}.token_file: {path} is readable by others; "
+                "run: chmod 600 {path}"
+            ).format(account=account, path=path)
+        )
+    value = path.read_text(encoding="utf-8").strip()
+    if not value:
+        raise ConfigError(
+            _("accounts.{account}.token_file: {path} is empty").format(account=account, path=path)
+        )
+    return value
+
+
+class MastodonAccount(AccountBase):
+    platform: Literal["mastodon"]
+    max_characters: int | None = Field(default=None, ge=1)
+    visibility: Literal["public", "unlisted", "private", "direct"] = "public"
+    language: str = "de"
+
+
+class BlueskyAccount(AccountBase):
+    platform: Literal["bluesky"]
+    handle: str
+    default_base_url: ClassVar[str | None] = "https://bsky.social"
+
+
+class TelegramAccount(AccountBase):
+    platform: Literal["telegram"]
+    chat: str
+    default_base_url: ClassVar[str | None] = "https://api.telegram.org"
+
+
+class FacebookAccount(AccountBase):
+    platform: Literal["facebook"]
+    page_id: str
+    default_base_url: ClassVar[str | None] = "https://graph.facebook.com/v21.0"
+
+
+class InstagramAccount(AccountBase):
+    platform: Literal["instagram"]
+    ig_user_id: str
+    default_base_url: ClassVar[str | None] = "https://graph.facebook.com/v21.0"
+
+
+class ThreadsAccount(AccountBase):
+    platform: Literal["threads"]
+    user_id: str
+    default_base_url: ClassVar[str | None] = "https://graph.threads.net/v1.0"
+
+
+class LinkedInAccount(AccountBase):
+    platform: Literal["linkedin"]
+    organization: str
+    version: str = "202411"
+    default_base_url: ClassVar[str | None] = "https://api.linkedin.com"
+
+
+class XAccount(AccountBase):
+    platform: Literal["x"]
+    refresh_token_file: Path | None = None
+    default_base_url: ClassVar[str | None] = "https://api.x.com"
+
+
+class WebhookAccount(AccountBase):
+    platform: Literal["webhook"]
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _https_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute URL")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ValueError("must use https (plain http is allowed only for 127.0.0.1)")
+        return value
+
+
+class FeedAccount(AccountBase):
+    platform: Literal["feed"]
+    path: Path
+    public_url: str | None = None
+    needs_secret: ClassVar[bool] = False
+
+
+class ConsoleAccount(AccountBase):
+    platform: Literal["console"]
+    needs_secret: ClassVar[bool] = False
+
+
+Account = Annotated[
+    MastodonAccount
+    | BlueskyAccount
+    | TelegramAccount
+    | FacebookAccount
+    | InstagramAccount
+    | ThreadsAccount
+    | LinkedInAccount
+    | XAccount
+    | WebhookAccount
+    | FeedAccount
+    | ConsoleAccount,
+    Field(discriminator="platform"),
+]
+PLATFORMS = (
+    "mastodon", "bluesky", "telegram", "facebook", "instagram",
+    "threads", "linkedin", "x", "webhook", "feed", "console",
+)  # fmt: skip
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CROSSPOST_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    site: SiteConfig
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    accounts: dict[str, Account] = Field(default_factory=dict)
+    routing: dict[str, list[str]] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (init kwargs carry the TOML).
+        return (env_settings, init_settings)
+
+    def enabled_accounts(self) -> dict[str, AccountBase]:
+        return {name: acc for name, acc in self.accounts.items() if acc.enabled}
+
+    def account(self, name: str) -> AccountBase:
+        return self.accounts[name]
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """Where the configuration is read from: --config, $CROSSPOST_CONFIG, defaults."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("CROSSPOST_CONFIG")
+    if env:
+        return Path(env)
+    for candidate in DEFAULT_CONFIG_PATHS:
+        if candidate.is_file():
+            return candidate
+    return DEFAULT_CONFIG_PATHS[0]
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate the configuration; any fault is one ConfigError line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            _("{path}: configuration file not found; pass --config or set CROSSPOST_CONFIG").format(
+                path=path
+            )
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            _("{path}: cannot read the configuration: {reason}").format(
+                path=path, reason=exc.strerror
+            )
+        ) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(_("{path}: not UTF-8 text; save it as UTF-8").format(path=path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            _("{path}: not valid TOML: {reason}").format(path=path, reason=str(exc))
+        ) from None
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(path, exc)) from None
+    _check_references(path, settings)
+    return settings
+
+
+def describe_validation_error(path: Path | str, exc: ValidationError) -> str:
+    """One line for the first problem: file, dotted key, what is wrong, how to fix it."""
+    error = exc.errors()[0]
+    key = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
+    kind = error["type"]
+    if kind == "missing":
+        fix = _("the key is required; add it")
+    elif kind == "extra_forbidden":
+        fix = _("unknown key; remove it or check its spelling")
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        fix = _("platform must be one of: {platforms}").format(platforms=", ".join(PLATFORMS))
+    elif kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        fix = _("must be one of {expected}").format(expected=expected)
+    else:
+        fix = str(error["msg"]).removeprefix("Value error, ")
+    return _("{path}: {key}: {fix}").format(path=path, key=key or "(top level)", fix=fix)
+
+
+def _is_union_tag(part: Any) -> bool:
+    return isinstance(part, str) and part in PLATFORMS
+
+
+def _check_references(path: Path, settings: Settings) -> None:
+    categories = set(settings.site.categories)
+    for category, accounts in settings.routing.items():
+        if category not in categories:
+            raise ConfigError(
+                _("{path}: routing.{category}: not a category; known: {known}").format(
+                    path=path, category=category, known=", ".join(sorted(categories))
+                )
+            )
+        for account in accounts:
+            if account not in settings.accounts:
+                raise ConfigError(
+                    _("{path}: routing.{category}: unknown account {account!r}; known: {known}")
+                    .format(
+                        path=path,
+                        category=category,
+                        account=account,
+                        known=", ".join(sorted(settings.accounts)),
+                    )
+                )
+    for name, account in settings.accounts.items():
+        if not account.enabled:
+            continue
+        if account.needs_secret and not (
+            account.token_env or account.token_file or os.environ.get("CREDENTIALS_DIRECTORY")
+        ):
+            raise ConfigError(
+                _(
+                    "{path}: accounts.{account}: no secret configured; set token_env or "
+                    "token_file (secrets never go into the TOML file)"
+                ).format(path=path, account=name)
+            )
+        if account.base_url is None and account.default_base_url is None and account.platform in (
+            "mastodon",
+        ):
+            raise ConfigError(
+                _("{path}: accounts.{account}.base_url: required for Mastodon; add "
+                  "base_url = \"https://your.instance\"").format(path=path, account=name)
+            )

@@ -1,0 +1,194 @@
+"""The domain records: posts, deliveries, attempts, and what adapters exchange.
+
+Records are frozen; the store hands out new ones instead of mutating.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+
+class DeliveryState(enum.StrEnum):
+    """Where one post stands on one account (SPEC: delivery states)."""
+
+    SCHEDULED = "scheduled"
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+    RETRACTED = "retracted"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+    @property
+    def is_pending(self) -> bool:
+        """Still waiting to be published (claimable when due)."""
+        return self in (DeliveryState.SCHEDULED, DeliveryState.RETRYING)
+
+
+_FINAL = frozenset(
+    {
+        DeliveryState.PUBLISHED,
+        DeliveryState.FAILED,
+        DeliveryState.CANCELLED,
+        DeliveryState.RETRACTED,
+    }
+)
+
+
+class Outcome(enum.StrEnum):
+    """What one attempt (one try against the platform) ended with."""
+
+    PENDING = "pending"  # written before the request; replaced when the answer comes
+    PUBLISHED = "published"
+    FOUND = "found"  # reconciliation found the post already on the platform
+    TRANSIENT = "transient"
+    RATE_LIMITED = "rate_limited"
+    AUTH = "auth"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+    CRASHED = "crashed"  # the worker died with the request in flight
+    RELEASED = "released"  # given back unsent at shutdown
+
+
+def post_state(states: list[DeliveryState]) -> str:
+    """A post's state, derived from its deliveries (SPEC: never stored)."""
+    if not states:
+        return "empty"
+    unique = set(states)
+    if len(unique) == 1:
+        return states[0].value
+    for worst in (DeliveryState.UNKNOWN, DeliveryState.FAILED, DeliveryState.PUBLISHING):
+        if worst in unique:
+            return worst.value if worst is not DeliveryState.FAILED else "partly_failed"
+    if unique & {DeliveryState.SCHEDULED, DeliveryState.RETRYING}:
+        return "partly_published" if DeliveryState.PUBLISHED in unique else "scheduled"
+    return "mixed"
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """An image attached to a post; ``path`` is absolute once validated."""
+
+    path: Path
+    alt: str
+    mime: str = "image/jpeg"
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """What an editor wrote, validated (one per post file or ``enqueue --text``)."""
+
+    title: str
+    body: str
+    link: str
+    category: str
+    publish_at: datetime | None  # aware UTC; None = as soon as possible
+    accounts: tuple[str, ...]  # explicit target accounts; empty = routing / all enabled
+    media: tuple[Media, ...] = ()
+    variants: dict[str, str] = field(default_factory=dict)  # account or platform -> text
+    source: str | None = None  # the post file, if any
+    ambiguous_time: bool = False  # publish_at fell in a repeated (autumn) wall-clock hour
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The exact text one account will receive, with its counted length."""
+
+    account: str
+    platform: str
+    text: str
+    length: int
+    limit: int
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPost:
+    id: int
+    title: str
+    body: str
+    link: str
+    category: str
+    publish_at: datetime | None
+    created_at: datetime
+    created_by: str
+    source: str | None
+    media: tuple[Media, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One post on one account: the unit the daemon claims and publishes."""
+
+    id: int
+    post_id: int
+    account: str
+    platform: str
+    state: DeliveryState
+    due_at: datetime
+    text: str
+    idempotency_key: str
+    attempts: int = 0
+    remote_id: str | None = None
+    remote_url: str | None = None
+    error: str | None = None
+    lease_until: datetime | None = None
+    worker: str | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One try against the platform, written before the request goes out."""
+
+    id: int
+    delivery_id: int
+    post_id: int
+    account: str
+    number: int
+    started_at: datetime
+    outcome: Outcome
+    idempotency_key: str
+    worker: str
+    finished_at: datetime | None = None
+    http_status: int | None = None
+    message: str | None = None
+    duration_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """Everything an adapter needs to publish one delivery."""
+
+    delivery_id: int
+    post_id: int
+    account: str
+    text: str
+    link: str
+    title: str
+    media: tuple[Media, ...]
+    idempotency_key: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    remote_id: str
+    remote_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """What ``accounts check`` learns from a platform about a credential."""
+
+    name: str  # the handle or display name on the platform
+    url: str | None = None
+    detail: str | None = None

@@ -1,0 +1,1 @@
+"""The durable queue: posts, deliveries, attempts (see :mod:`crosspost.store.base`)."""
