@@ -89,7 +89,7 @@ class Post:
     title: str
     body: str
     link: str
-    category: str
+    category: str | None
     publish_at: datetime | None  # aware UTC; None = as soon as possible
     accounts: tuple[str, ...]  # explicit target accounts; empty = routing / all enabled
     media: tuple[Media, ...] = ()
@@ -116,7 +116,7 @@ class StoredPost:
     title: str
     body: str
     link: str
-    category: str
+    category: str | None
     publish_at: datetime | None
     created_at: datetime
     created_by: str
@@ -142,7 +142,13 @@ class Delivery:
     error: str | None = None
     lease_until: datetime | None = None
     worker: str | None = None
+    #: fencing token: bumped by every claim; a worker whose lease was taken over
+    #: cannot change the row any more
+    lease_token: int = 0
+    #: an earlier attempt may have landed: look on the platform before sending again
+    uncertain: bool = False
     updated_at: datetime | None = None
+    published_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@
     WriteError, WriteTimeout                          -> UnknownOutcome  (may have landed)
                                                          (Transient for safe methods)
     401, 403                                          -> AuthError
-    429                                               -> RateLimited(until=Retry-After or reset header)
+    429                                               -> RateLimited(until=Retry-After/reset)
     500-599, 408                                      -> Transient
     other 4xx                                         -> Rejected (the platform's message)
 

@@ -1,0 +1,732 @@
+"""The ``crosspost`` command: parse, call the core, print, map errors to exit codes.
+
+Exit codes: 0 success, 1 the operation failed, 2 bad input or usage.
+Heavy modules (SQLAlchemy, httpx, pydantic) are imported inside the commands
+so that ``--help`` and simple commands start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from crosspost import __version__
+from crosspost.i18n import _
+
+if TYPE_CHECKING:
+    from crosspost.config import Settings
+    from crosspost.service import Crosspost
+    from crosspost.store.sql import SqlStore
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """What every command needs, loaded on first use."""
+
+    def __init__(self, config: str | None, verbosity: int) -> None:
+        self.config_arg = config
+        self.verbosity = verbosity
+        self._settings: Settings | None = None
+        self._store: SqlStore | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from crosspost.config import config_path, load_settings
+
+            self._settings = load_settings(config_path(self.config_arg))
+        return self._settings
+
+    def store(self, *, check: bool = True) -> SqlStore:
+        if self._store is None:
+            from crosspost.store.sql import SqlStore
+
+            self._store = SqlStore(self.settings.database.url)
+            if check:
+                self._store.check_schema()
+        return self._store
+
+    def service(self) -> Crosspost:
+        from crosspost.service import Crosspost
+
+        return Crosspost(self.settings, self.store())
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(_("crosspost: error: {message}").format(message=message), err=True)
+    sys.exit(code)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help=_("Print JSON (not translated)."))(
+        fn
+    )
+
+
+@contextmanager
+def _errors(app: App | None) -> Iterator[None]:
+    from crosspost.exceptions import CrosspostError
+
+    try:
+        yield
+    except CrosspostError as exc:
+        if app is not None and app.verbosity > 0 and exc.__cause__ is not None:
+            click.echo(f"  {exc.__cause__!r}", err=True)
+        fail(exc.message, exc.exit_code)
+    finally:
+        if app is not None:
+            app.close()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="crosspost")
+@click.option(
+    "--config",
+    "config",
+    metavar="FILE",
+    help=_(
+        "Configuration file (default: $CROSSPOST_CONFIG, ./config/crosspost.toml, "
+        "/etc/crosspost/crosspost.toml)."
+    ),
+)
+@click.option("-v", "--verbose", count=True, help=_("More detail (repeat for debug)."))
+@click.option("-q", "--quiet", is_flag=True, help=_("Only warnings and errors."))
+@click.pass_context
+def main_group(ctx: click.Context, config: str | None, verbose: int, quiet: bool) -> None:
+    """Publish the association's posts to every social network, always linking back
+    to the website."""
+    app = App(config, -1 if quiet else verbose)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+# -- enqueue / preview ------------------------------------------------------------------
+@main_group.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--text", help=_("Post text (instead of files)."))
+@click.option("--title", help=_("Title (default: the first line of the text)."))
+@click.option("--link", help=_("The page on the website (default: site.url)."))
+@click.option("--at", "at", metavar="WHEN", help=_('now, +2h, "2026-12-01 09:00" or ISO 8601.'))
+@click.option("--to", "to", metavar="A,B", help=_("Accounts (default: routing, else all)."))
+@click.option("--category", help=_("One of site.categories."))
+@click.option("--dry-run", is_flag=True, help=_("Validate only; store nothing."))
+@json_option
+@pass_app
+def enqueue(
+    app: App,
+    files: tuple[Path, ...],
+    text: str | None,
+    title: str | None,
+    link: str | None,
+    at: str | None,
+    to: str | None,
+    category: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Validate posts and put them in the queue; print each new post id."""
+    if bool(files) == (text is not None):
+        fail(_("give either post FILES or --text, not both or neither"), 2)
+    if files and (link or to or category or title):
+        fail(_("--link, --to, --category and --title go with --text; in files use front matter"), 2)
+    with _errors(app):
+        service = app.service()
+        if text is not None:
+            targets = [a.strip() for a in to.split(",") if a.strip()] if to else []
+            posts = [
+                service.post_from_text(
+                    text, link=link, category=category, accounts=targets, title=title
+                )
+            ]
+        else:
+            posts = service.read_files(list(files))
+        planned = [service.plan(post, at=at) for post in posts]
+        ids = [None] * len(planned) if dry_run else service.enqueue(planned)
+        if as_json:
+            echo_json(
+                [
+                    {
+                        "id": post_id,
+                        "source": p.post.source,
+                        "title": p.post.title,
+                        "due_at": _iso(p.due_at),
+                        "accounts": [r.account for r in p.rendered],
+                    }
+                    for post_id, p in zip(ids, planned, strict=True)
+                ]
+            )
+            return
+        for post_id, p in zip(ids, planned, strict=True):
+            names = ", ".join(r.account for r in p.rendered)
+            if post_id is None:
+                line = _("valid: {title} → {accounts}, due {due}")
+            else:
+                line = _("enqueued post {id}: {title} → {accounts}, due {due}")
+            click.echo(
+                line.format(
+                    id=post_id, title=p.post.title, accounts=names, due=service.local(p.due_at)
+                )
+            )
+            for note in p.notes:
+                click.echo("  " + _("note: {note}").format(note=note))
+
+
+def _iso(when: Any) -> str | None:
+    from crosspost.views import iso
+
+    return iso(when)
+
+
+@main_group.command()
+@click.argument("target")
+@json_option
+@pass_app
+def preview(app: App, target: str, as_json: bool) -> None:
+    """Show the exact text each account would receive (FILE or post ID)."""
+    with _errors(app):
+        service = app.service()
+        notes: list[str] = []
+        if target.isdigit() and not Path(target).exists():
+            _post, rendered = service.stored_preview(int(target))
+        else:
+            planned = service.plan(service.read_files([Path(target)])[0], check=False)
+            rendered, notes = planned.rendered, planned.notes
+            if not planned.post.publish_at:
+                notes.insert(0, _("no publication time: published as soon as possible"))
+            else:
+                notes.insert(0, _("due {time}").format(time=service.local(planned.due_at)))
+        if as_json:
+            echo_json(
+                [
+                    {
+                        "account": r.account,
+                        "platform": r.platform,
+                        "text": r.text,
+                        "length": r.length,
+                        "limit": r.limit,
+                        "unit": r.unit,
+                        "fits": r.length <= r.limit,
+                    }
+                    for r in rendered
+                ]
+            )
+            return
+        for note in notes:
+            click.echo(_("note: {note}").format(note=note))
+        too_long = False
+        for r in rendered:
+            verdict = "" if r.length <= r.limit else "  " + _("TOO LONG")
+            too_long = too_long or r.length > r.limit
+            click.echo(
+                f"── {r.account} ({r.platform}) {r.length}/{r.limit} {_(r.unit)}{verdict} ──"
+            )
+            click.echo(r.text)
+            click.echo()
+        if too_long:
+            sys.exit(2)
+
+
+# -- reading the queue --------------------------------------------------------------------
+STATES = ["scheduled", "publishing", "published", "retrying", "failed", "unknown",
+          "cancelled", "retracted", "pending"]  # fmt: skip
+
+
+@main_group.command(name="list")
+@click.option(
+    "--status",
+    "status",
+    type=click.Choice(STATES),
+    help=_("Only posts with a delivery in this state ('pending': not yet final)."),
+)
+@click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@pass_app
+def list_(app: App, status: str | None, limit: int, as_json: bool) -> None:
+    """Posts with their per-account delivery states, newest first."""
+    from crosspost.models import DeliveryState, post_state
+    from crosspost.views import delivery_summary, local, post_json, state_label, truncate
+
+    with _errors(app):
+        store = app.store()
+        states = None
+        if status == "pending":
+            states = {s for s in DeliveryState if not s.is_final}
+        elif status:
+            states = {DeliveryState(status)}
+        rows = store.list_posts(states=states, limit=limit)
+        if as_json:
+            echo_json([post_json(p, ds) for p, ds in rows])
+            return
+        if not rows:
+            click.echo(_("no posts"))
+            return
+        zone = app.settings.site.zone
+        click.echo(
+            f"{_('ID'):>5}  {_('STATE'):<16} {_('DUE'):<16}  {_('TITLE'):<36} {_('ACCOUNTS')}"
+        )
+        for post, ds in rows:
+            due = min((d.due_at for d in ds), default=post.publish_at)
+            click.echo(
+                f"{post.id:>5}  {state_label(post_state([d.state for d in ds])):<16} "
+                f"{local(due, zone):<16}  {truncate(post.title, 36):<36} {delivery_summary(ds)}"
+            )
+
+
+@main_group.command()
+@click.argument("post_id", type=int)
+@json_option
+@pass_app
+def show(app: App, post_id: int, as_json: bool) -> None:
+    """One post: its deliveries, attempts and remote URLs."""
+    from crosspost.models import post_state
+    from crosspost.views import attempt_json, attempt_line, local, post_json, state_label
+
+    with _errors(app):
+        store = app.store()
+        post = store.get_post(post_id)
+        ds = store.deliveries_of(post_id)
+        attempts = store.attempts(post_id=post_id)
+        if as_json:
+            data = post_json(post, ds)
+            data["attempts"] = [attempt_json(a) for a in attempts]
+            echo_json(data)
+            return
+        zone = app.settings.site.zone
+        click.echo(_("post {id}: {title}").format(id=post.id, title=post.title))
+        click.echo(
+            "  " + _("state: {state}").format(state=state_label(post_state([d.state for d in ds])))
+        )
+        click.echo("  " + _("link: {link}").format(link=post.link))
+        click.echo("  " + _("category: {category}").format(category=post.category or "-"))
+        click.echo(
+            "  "
+            + _("created {time} by {user}").format(
+                time=local(post.created_at, zone), user=post.created_by
+            )
+        )
+        if post.source:
+            click.echo("  " + _("file: {path}").format(path=post.source))
+        click.echo("  " + _("deliveries:"))
+        for d in ds:
+            line = f"    {d.account:<14} {state_label(d.state.value):<12} {local(d.due_at, zone)}"
+            if d.remote_url:
+                line += f"  {d.remote_url}"
+            if d.error:
+                line += f"  ({d.error})"
+            click.echo(line)
+        if attempts:
+            click.echo("  " + _("attempts:"))
+            for a in attempts:
+                click.echo("    " + attempt_line(a, zone))
+
+
+# -- changing the queue -------------------------------------------------------------------
+@main_group.command()
+@click.argument("post_id", type=int)
+@pass_app
+def cancel(app: App, post_id: int) -> None:
+    """Cancel a post's waiting deliveries."""
+    with _errors(app):
+        service = app.service()
+        n = service.store.cancel(post_id, now=service.clock.now())
+        click.echo(_("post {id}: {n} deliveries cancelled").format(id=post_id, n=n))
+        if n == 0:
+            sys.exit(1)
+
+
+@main_group.command()
+@click.argument("post_id", type=int)
+@click.option(
+    "--at", "at", required=True, metavar="WHEN", help=_('now, +2h, "2026-12-01 09:00" or ISO 8601.')
+)
+@pass_app
+def reschedule(app: App, post_id: int, at: str) -> None:
+    """Move a post's waiting deliveries to another time."""
+    from crosspost.exceptions import InputError
+    from crosspost.timeparse import TimeError, parse_when
+
+    with _errors(app):
+        service = app.service()
+        now = service.clock.now()
+        try:
+            resolved = parse_when(at, app.settings.site.zone, now)
+        except TimeError as exc:
+            raise InputError(_("--at: {problem}").format(problem=exc)) from None
+        due = max(resolved.at, now)
+        n = service.store.reschedule(post_id, due, now=now)
+        click.echo(
+            _("post {id}: {n} deliveries now due {due}").format(
+                id=post_id, n=n, due=service.local(due)
+            )
+        )
+        if resolved.ambiguous:
+            click.echo(
+                _("note: that time occurs twice (daylight saving time ends); the first is used")
+            )
+        if n == 0:
+            sys.exit(1)
+
+
+@main_group.command()
+@click.argument("post_id", type=int, required=False)
+@click.option("--failed", is_flag=True, help=_("Retry every failed or unknown delivery."))
+@pass_app
+def retry(app: App, post_id: int | None, failed: bool) -> None:
+    """Put failed (or unknown) deliveries back in the queue."""
+    if (post_id is None) == (not failed):
+        fail(_("give a post ID or --failed"), 2)
+    with _errors(app):
+        service = app.service()
+        n = service.store.retry(post_id, now=service.clock.now())
+        click.echo(_("{n} deliveries queued again").format(n=n))
+        if n == 0:
+            sys.exit(1)
+
+
+# -- log and status ------------------------------------------------------------------------
+@main_group.command()
+@click.option("--post", "post_id", type=int, help=_("Only this post."))
+@click.option("--since", metavar="WHEN", help=_("2h, today, or a date."))
+@click.option("--follow", "-f", is_flag=True, help=_("Keep printing new attempts."))
+@json_option
+@pass_app
+def log(app: App, post_id: int | None, since: str | None, follow: bool, as_json: bool) -> None:
+    """Delivery attempts: time, account, outcome, HTTP status, error."""
+    import time as _time
+
+    from crosspost.clock import system_clock
+    from crosspost.exceptions import InputError
+    from crosspost.models import Outcome
+    from crosspost.timeparse import TimeError, parse_since
+    from crosspost.views import attempt_json, attempt_line
+
+    with _errors(app):
+        store = app.store()
+        zone = app.settings.site.zone
+        since_at = None
+        if since:
+            try:
+                since_at = parse_since(since, zone, system_clock.now())
+            except TimeError as exc:
+                raise InputError(_("--since: {problem}").format(problem=exc)) from None
+
+        def emit(a: Any) -> None:
+            if as_json:
+                click.echo(json.dumps(attempt_json(a), ensure_ascii=False))
+            else:
+                click.echo(attempt_line(a, zone))
+
+        attempts = store.attempts(post_id=post_id, since=since_at, limit=100000)
+        if as_json and not follow:
+            echo_json([attempt_json(a) for a in attempts])
+            return
+        printed: set[int] = set()
+        for a in attempts:
+            if follow and a.outcome is Outcome.PENDING:
+                continue
+            emit(a)
+            printed.add(a.id)
+        if not follow:
+            return
+        # Pending attempts are printed once they finish; the cursor stays before them.
+        cursor = min(
+            (a.id - 1 for a in attempts if a.id not in printed), default=max(printed, default=0)
+        )
+        try:
+            while True:
+                _time.sleep(0.5)
+                batch = store.attempts(post_id=post_id, after_id=cursor, limit=10000)
+                for a in batch:
+                    if a.id in printed or a.outcome is Outcome.PENDING:
+                        continue
+                    emit(a)
+                    printed.add(a.id)
+                waiting = [a.id for a in batch if a.id not in printed]
+                if waiting:
+                    cursor = min(waiting) - 1
+                elif batch:
+                    cursor = batch[-1].id
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            return
+
+
+@main_group.command()
+@json_option
+@pass_app
+def status(app: App, as_json: bool) -> None:
+    """Queue depth by state, next due time, failures, paused accounts, live daemons."""
+    from crosspost.clock import system_clock
+    from crosspost.models import DeliveryState
+    from crosspost.views import iso, local, state_label
+
+    with _errors(app):
+        store = app.store()
+        settings = app.settings
+        now = system_clock.now()
+        counts = store.counts()
+        accounts = [a for a in settings.enabled_accounts()]
+        due = store.next_due(accounts=accounts, reconcilable=[])
+        problems = store.list_posts(states={DeliveryState.FAILED, DeliveryState.UNKNOWN}, limit=50)
+        paused = {n: st for n, st in store.account_states().items() if st.paused_reason}
+        stale = settings.daemon.lease_seconds * 2
+        daemons = [dm for dm in store.daemons() if (now - dm.heartbeat_at).total_seconds() <= stale]
+        if as_json:
+            echo_json(
+                {
+                    "counts": {s.value: counts.get(s, 0) for s in DeliveryState},
+                    "next_due": iso(due),
+                    "problems": [
+                        {
+                            "post": p.id,
+                            "title": p.title,
+                            "account": d.account,
+                            "state": d.state.value,
+                            "error": d.error,
+                        }
+                        for p, ds in problems
+                        for d in ds
+                        if d.state in (DeliveryState.FAILED, DeliveryState.UNKNOWN)
+                    ],
+                    "paused_accounts": {n: st.paused_reason for n, st in paused.items()},
+                    "daemons": [
+                        {
+                            "worker": dm.worker,
+                            "host": dm.host,
+                            "pid": dm.pid,
+                            "version": dm.version,
+                            "heartbeat_at": iso(dm.heartbeat_at),
+                            "in_hand": dm.in_hand,
+                        }
+                        for dm in daemons
+                    ],
+                }
+            )
+            return
+        zone = settings.site.zone
+        click.echo(_("deliveries:"))
+        for s in DeliveryState:
+            if counts.get(s):
+                click.echo(f"  {state_label(s.value):<14} {counts[s]:>6}")
+        if not counts:
+            click.echo("  " + _("none"))
+        click.echo(
+            _("next due: {time}").format(time=local(due, zone) if due else _("nothing waiting"))
+        )
+        for p, ds in problems:
+            for d in ds:
+                if d.state in (DeliveryState.FAILED, DeliveryState.UNKNOWN):
+                    click.echo(
+                        _("{state}: post {id} on {account}: {error}").format(
+                            state=state_label(d.state.value),
+                            id=p.id,
+                            account=d.account,
+                            error=d.error or "-",
+                        )
+                    )
+        for name, st in paused.items():
+            click.echo(
+                _("paused account {account}: {reason}").format(
+                    account=name, reason=st.paused_reason
+                )
+            )
+        if daemons:
+            for dm in daemons:
+                click.echo(
+                    _(
+                        "daemon {host} pid {pid} (version {version}), "
+                        "last heartbeat {time}, {n} in hand"
+                    ).format(
+                        host=dm.host,
+                        pid=dm.pid,
+                        version=dm.version,
+                        time=local(dm.heartbeat_at, zone),
+                        n=dm.in_hand,
+                    )
+                )
+        else:
+            click.echo(_("no daemon is running"))
+
+
+# -- accounts -------------------------------------------------------------------------------
+@main_group.group(invoke_without_command=True)
+@json_option
+@click.pass_context
+def accounts(ctx: click.Context, as_json: bool) -> None:
+    """The configured accounts; `accounts check` verifies each credential."""
+    if ctx.invoked_subcommand is not None:
+        return
+    app: App = ctx.obj
+    with _errors(app):
+        settings = app.settings
+        states = app.store().account_states()
+        rows = []
+        for name, account in settings.accounts.items():
+            state = states.get(name)
+            rows.append(
+                {
+                    "account": name,
+                    "platform": account.platform,
+                    "enabled": account.enabled,
+                    "base_url": account.base_url or account.default_base_url,
+                    "paused": state.paused_reason if state else None,
+                    "text_limit": state.text_limit if state else None,
+                }
+            )
+        if as_json:
+            echo_json(rows)
+            return
+        for row in rows:
+            flags = [] if row["enabled"] else [_("disabled")]
+            if row["paused"]:
+                flags.append(_("paused: {reason}").format(reason=row["paused"]))
+            extra = f"  ({'; '.join(flags)})" if flags else ""
+            click.echo(f"{row['account']:<16} {row['platform']:<10} {row['base_url'] or ''}{extra}")
+
+
+@accounts.command()
+@json_option
+@pass_app
+def check(app: App, as_json: bool) -> None:
+    """Verify every enabled account's credential against its platform."""
+    import asyncio
+
+    from crosspost.adapters.base import build_adapter
+    from crosspost.clock import system_clock
+    from crosspost.exceptions import CrosspostError
+
+    async def verify_all() -> list[dict[str, Any]]:
+        results = []
+        settings = app.settings
+        store = app.store()
+        for name in settings.enabled_accounts():
+            entry: dict[str, Any] = {"account": name, "platform": settings.accounts[name].platform}
+            try:
+                adapter = build_adapter(name, settings)
+                try:
+                    info = await adapter.verify()
+                finally:
+                    await adapter.aclose()
+            except CrosspostError as exc:
+                entry.update(ok=False, error=exc.message)
+            else:
+                entry.update(ok=True, name=info.name, url=info.url, detail=info.detail)
+                if store.resume_account(name, now=system_clock.now()):
+                    entry["resumed"] = True
+            results.append(entry)
+        return results
+
+    with _errors(app):
+        results = asyncio.run(verify_all())
+        if as_json:
+            echo_json(results)
+        else:
+            for r in results:
+                if r["ok"]:
+                    line = _("{account}: OK ({name})").format(account=r["account"], name=r["name"])
+                    if r.get("resumed"):
+                        line += " " + _("— resumed")
+                else:
+                    line = _("{account}: FAILED: {error}").format(
+                        account=r["account"], error=r["error"]
+                    )
+                click.echo(line)
+        if not all(r["ok"] for r in results):
+            sys.exit(1)
+
+
+# -- daemon and database ---------------------------------------------------------------------
+@main_group.command()
+@click.option(
+    "--once",
+    is_flag=True,
+    help=_("Publish what is due, then exit (1 if anything failed or is unknown)."),
+)
+@pass_app
+def daemon(app: App, once: bool) -> None:
+    """Run the scheduler in the foreground (systemd runs this)."""
+    import asyncio
+
+    from crosspost.daemon import Daemon
+    from crosspost.observability import setup_logging
+
+    setup_logging(app.verbosity)
+    with _errors(app):
+        store = app.store()
+        runner = Daemon(app.settings, store, once=once, db_threads=1 if store.is_sqlite else 4)
+        code = asyncio.run(runner.run())
+    sys.exit(code)
+
+
+@main_group.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@pass_app
+def upgrade(app: App) -> None:
+    """Create or migrate the schema to this version."""
+    from crosspost.store.migrate import upgrade as run_upgrade
+    from crosspost.store.schema import SCHEMA_REVISION
+    from crosspost.store.sql import SqlStore
+
+    with _errors(app):
+        store = SqlStore(app.settings.database.url, create=True)
+        try:
+            run_upgrade(store.engine)
+        finally:
+            store.close()
+        click.echo(
+            _("database {url} is at schema {revision}").format(
+                url=store.safe_url, revision=SCHEMA_REVISION
+            )
+        )
+
+
+def main() -> None:
+    """Entry point: every error a user can hit is one line and an exit code, never a traceback."""
+    try:
+        main_group.main(prog_name="crosspost", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo(_("aborted"), err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last guard: one line, never a traceback
+        if "-v" in sys.argv or "--verbose" in sys.argv or "-vv" in sys.argv:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(
+            _("crosspost: internal error: {error} (run with -v for details)").format(
+                error=repr(exc)
+            ),
+            err=True,
+        )
+        sys.exit(1)

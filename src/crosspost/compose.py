@@ -1,0 +1,186 @@
+"""What each account receives: the post's text (or its variant) plus the canonical link.
+
+The rules come from the association's social-media policy (SPEC.md):
+
+1. every post carries the canonical link — the page on the body's own website
+   where the same information stands. ``link`` defaults to ``site.url``; its
+   host must be ``site.url``'s or one of ``site.link_hosts``. It is appended
+   after a blank line unless the text already contains it; it is never cut,
+   shortened or tagged.
+2. nothing is truncated: text + link over an account's limit is refused here,
+   at enqueue, naming the account, the counted length and the limit.
+
+Pure functions: no database, no network.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from crosspost.config import MastodonAccount, Settings
+from crosspost.counting import DEFAULT_LIMITS, measure
+from crosspost.exceptions import PostRejected
+from crosspost.i18n import _
+from crosspost.models import Post, Rendered
+
+
+def _ascii_host(host: str) -> str:
+    try:
+        return host.lower().encode("idna").decode("ascii")
+    except UnicodeError:
+        return host.lower()
+
+
+def canonical_link(link: str, settings: Settings, *, where: str) -> str:
+    """The post's canonical link, checked against the allowed hosts."""
+    value = link or settings.site.url
+    if value != value.strip() or any(ch.isspace() for ch in value):
+        raise PostRejected(_("{where}: link: must not contain spaces").format(where=where))
+    parts = urlsplit(value)
+    site_scheme = urlsplit(settings.site.url).scheme
+    allowed_schemes = {"https"} if site_scheme == "https" else {"https", "http"}
+    if parts.scheme.lower() not in allowed_schemes or not parts.hostname:
+        raise PostRejected(
+            _(
+                "{where}: link: {link!r} is not a web address on the website; "
+                "use an https:// link to the page on {site}"
+            ).format(where=where, link=value, site=settings.site.url)
+        )
+    if parts.username is not None or parts.password is not None:
+        raise PostRejected(
+            _("{where}: link: must not contain a user name or password").format(where=where)
+        )
+    allowed = {_ascii_host(h) for h in settings.site.allowed_hosts}
+    if _ascii_host(parts.hostname) not in allowed:
+        raise PostRejected(
+            _(
+                "{where}: link: {host} is not the association's website; allowed hosts: "
+                "{allowed} (add more with site.link_hosts)"
+            ).format(where=where, host=parts.hostname, allowed=", ".join(sorted(allowed)))
+        )
+    return value
+
+
+def contains_link(text: str, link: str) -> bool:
+    """Whether ``link`` stands in ``text`` as a whole address (not as a prefix of another)."""
+    pattern = r"(?<![\w/.:-])" + re.escape(link) + r"(?![\w/%#?&=~+-])"
+    return re.search(pattern, text) is not None
+
+
+def with_link(text: str, link: str) -> str:
+    text = text.strip()
+    if contains_link(text, link):
+        return text
+    return f"{text}\n\n{link}"
+
+
+def target_accounts(post: Post, settings: Settings, *, where: str) -> list[str]:
+    """The accounts a post goes to: explicit list, else routing for its category, else all."""
+    categories = settings.site.categories
+    if post.category is not None and post.category not in categories:
+        raise PostRejected(
+            _("{where}: category: {category!r} is not a category; use one of: {known}").format(
+                where=where, category=post.category, known=", ".join(categories)
+            )
+        )
+    if post.accounts:
+        names = list(dict.fromkeys(post.accounts))
+    elif post.category is not None and post.category in settings.routing:
+        # Routing is the admin's: an account disabled there is simply skipped.
+        names = [n for n in settings.routing[post.category] if settings.accounts[n].enabled]
+    else:
+        names = list(settings.enabled_accounts())
+    for name in names:
+        account = settings.accounts.get(name)
+        if account is None:
+            raise PostRejected(
+                _("{where}: accounts: {name!r} is not a configured account; known: {known}").format(
+                    where=where, name=name, known=", ".join(sorted(settings.accounts))
+                )
+            )
+        if not account.enabled:
+            raise PostRejected(
+                _("{where}: accounts: {name!r} is disabled (enabled = false in the config)").format(
+                    where=where, name=name
+                )
+            )
+    names = [n for n in names if settings.accounts[n].enabled]
+    if not names:
+        raise PostRejected(
+            _(
+                "{where}: no account to publish to; enable an account or name one with accounts"
+            ).format(where=where)
+        )
+    return names
+
+
+def account_limit(name: str, settings: Settings, learned: Mapping[str, int]) -> int:
+    account = settings.accounts[name]
+    if isinstance(account, MastodonAccount) and account.max_characters:
+        return account.max_characters
+    if name in learned:
+        return learned[name]
+    return DEFAULT_LIMITS[account.platform]
+
+
+def variant_for(post: Post, name: str, platform: str) -> str:
+    return post.variants.get(name) or post.variants.get(platform) or post.body
+
+
+def render(
+    post: Post,
+    settings: Settings,
+    *,
+    learned_limits: Mapping[str, int] | None = None,
+    where: str | None = None,
+    check: bool = True,
+) -> list[Rendered]:
+    """The exact text each target account receives, checked against its limit."""
+    where = where or post.source or "--text"
+    learned = learned_limits or {}
+    link = canonical_link(post.link, settings, where=where)
+    targets = target_accounts(post, settings, where=where)
+    for target in post.variants:
+        if target not in settings.accounts and target not in {
+            a.platform for a in settings.accounts.values()
+        }:
+            raise PostRejected(
+                _(
+                    "{where}: variants.{target}: neither an account nor a platform in the config"
+                ).format(where=where, target=target)
+            )
+    rendered: list[Rendered] = []
+    for name in targets:
+        platform = settings.accounts[name].platform
+        text = with_link(variant_for(post, name, platform), link)
+        limit = account_limit(name, settings, learned)
+        caption = platform == "telegram" and bool(post.media)
+        m = measure(platform, text, limit=None if caption else limit, caption=caption)
+        if check and not m.fits:
+            raise PostRejected(
+                _(
+                    "{where}: too long for account {account} ({platform}): {length} of "
+                    "{limit} {unit}, link included; shorten the text or add a variant: "
+                    '[variants.{account}] text = "…"'
+                ).format(
+                    where=where,
+                    account=name,
+                    platform=platform,
+                    length=m.length,
+                    limit=m.limit,
+                    unit=_(m.unit),
+                )
+            )
+        rendered.append(
+            Rendered(
+                account=name,
+                platform=platform,
+                text=text,
+                length=m.length,
+                limit=m.limit,
+                unit=m.unit,
+            )
+        )
+    return rendered

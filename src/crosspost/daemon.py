@@ -1,0 +1,405 @@
+"""The scheduler: wake at the next due time, claim, publish, and keep leases alive.
+
+APScheduler 3 (in memory) only decides *when to look*; the database is the only
+state. Jobs:
+
+``wake``       a date job armed at the earliest due time, re-armed after every
+               claim and whenever the database changed
+``watch``      polls a cheap change marker (SQLite's ``PRAGMA data_version``) so
+               a post the CLI enqueues for "now" is seen within ``poll_interval``
+``leases``     extends the leases of in-flight deliveries, reaps expired ones,
+               and writes this daemon's heartbeat
+``watchdog``   ``WATCHDOG=1`` to systemd at half of ``WatchdogSec=``
+``resume``     checks paused accounts' credentials again
+
+SIGTERM/SIGINT: stop claiming, let in-flight requests finish (up to a grace
+period), release what waits between attempts, tell systemd ``STOPPING=1``,
+and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
+
+from crosspost import __version__, sdnotify
+from crosspost.adapters.base import Adapter, build_adapter
+from crosspost.clock import Clock, system_clock
+from crosspost.config import Settings
+from crosspost.exceptions import AuthError, PlatformError
+from crosspost.models import Delivery, DeliveryState
+from crosspost.observability import EventLogger, register_secret
+from crosspost.publisher import Publisher
+from crosspost.retry import RetryPolicy
+from crosspost.store.base import DaemonInfo, Store
+
+T = TypeVar("T")
+log = EventLogger("crosspost.daemon")
+#: how long in-flight requests may take to finish after SIGTERM
+STOP_GRACE_S = 20.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_crosspost(pid: int) -> bool:
+    """Whether a live pid is a crosspost process (and not a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"crosspost" in handle.read()
+    except OSError:
+        return _pid_alive(pid)
+
+
+@contextlib.contextmanager
+def signal_handlers(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> Iterator[None]:
+    """SIGTERM and SIGINT call ``stop``; tests can run without this."""
+    installed = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        *,
+        clock: Clock = system_clock,
+        once: bool = False,
+        transport: httpx.AsyncBaseTransport | None = None,
+        adapters: dict[str, Adapter] | None = None,
+        handle_signals: bool = True,
+        db_threads: int = 1,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.once = once
+        self.handle_signals = handle_signals
+        self.host = socket.gethostname()
+        self.worker = f"{self.host}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.started_at = clock.now()
+        self.adapters = adapters if adapters is not None else self._build_adapters(transport)
+        self.capacity = {
+            name: (settings.accounts[name].concurrency or settings.daemon.concurrency)
+            for name in self.adapters
+        }
+        self.reconcilable = {
+            a.config.platform
+            for a in self.adapters.values()
+            if a.idempotent_resend or a.can_reconcile
+        }
+        self.in_flight: dict[int, Delivery] = {}
+        self.per_account: dict[str, int] = dict.fromkeys(self.adapters, 0)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.outcomes: dict[DeliveryState, int] = {}
+        self.stopping = asyncio.Event()
+        self._kick = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="db")
+        self._marker: int | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self.publisher = Publisher(
+            store,
+            self.adapters,
+            clock=clock,
+            policy=RetryPolicy(
+                base=settings.daemon.backoff_base,
+                maximum=settings.daemon.backoff_max,
+                max_attempts=settings.daemon.max_attempts,
+            ),
+            max_inline_wait=settings.daemon.max_inline_wait,
+            db=self.db,
+            stopping=self.stopping,
+        )
+
+    def _build_adapters(self, transport: httpx.AsyncBaseTransport | None) -> dict[str, Adapter]:
+        adapters = {}
+        for name in self.settings.enabled_accounts():
+            adapter = build_adapter(name, self.settings, transport=transport)
+            if adapter._secret is not None:
+                register_secret(adapter._secret.get_secret_value())
+            adapters[name] = adapter
+        return adapters
+
+    async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def run(self) -> int:
+        """Run until stopped (or, with ``once``, until nothing due is left); the exit code."""
+        loop = asyncio.get_running_loop()
+        guard = (
+            signal_handlers(loop, self.stop) if self.handle_signals else contextlib.nullcontext()
+        )
+        try:
+            with guard:
+                await self._start()
+                if self.once:
+                    await self._run_once()
+                else:
+                    await self._run_forever()
+        finally:
+            await self._shutdown()
+        return self._exit_code()
+
+    def stop(self) -> None:
+        if not self.stopping.is_set():
+            log.info("stopping", worker=self.worker, in_flight=len(self.in_flight))
+            sdnotify.notify("STOPPING=1")
+            self.stopping.set()
+            self._kick.set()
+
+    async def _start(self) -> None:
+        await self.db(self.store.check_schema)
+        await self._take_over_dead_predecessors()
+        await self.db(self.store.reap_expired, now=self.clock.now())
+        await self._heartbeat()
+        for name, adapter in self.adapters.items():
+            try:
+                await adapter.open()
+            except AuthError as error:
+                await self.db(self.store.pause_account, name, error.message, now=self.clock.now())
+                log.error("account_paused", account=name, error=error.message)
+            except PlatformError as error:
+                log.warning("account_open_failed", account=name, error=error.message)
+            else:
+                limit = adapter.text_limit()
+                if limit is not None:
+                    await self.db(self.store.set_text_limit, name, limit, now=self.clock.now())
+        await self._check_paused_accounts()
+        log.info(
+            "started",
+            worker=self.worker,
+            version=__version__,
+            accounts=",".join(self.adapters) or "-",
+            once=self.once or None,
+        )
+
+    async def _take_over_dead_predecessors(self) -> None:
+        """A daemon restarted on this host takes over its dead predecessor's work at once."""
+        for other in await self.db(self.store.daemons):
+            if other.host != self.host or other.worker == self.worker:
+                continue
+            if _pid_alive(other.pid) and _is_crosspost(other.pid):
+                continue
+            taken = await self.db(
+                self.store.reap_expired, now=self.clock.now(), worker=other.worker
+            )
+            await self.db(self.store.remove_daemon, other.worker)
+            log.info("took_over", dead_worker=other.worker, deliveries=taken)
+
+    async def _shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        if self.tasks:
+            _done, pending = await asyncio.wait(self.tasks, timeout=STOP_GRACE_S)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        for adapter in self.adapters.values():
+            with contextlib.suppress(Exception):
+                await adapter.aclose()
+        with contextlib.suppress(Exception):
+            await self.db(self.store.remove_daemon, self.worker)
+        self._executor.shutdown(wait=True)
+        log.info("stopped", worker=self.worker)
+
+    def _exit_code(self) -> int:
+        if not self.once:
+            return 0
+        bad = self.outcomes.get(DeliveryState.FAILED, 0) + self.outcomes.get(
+            DeliveryState.UNKNOWN, 0
+        )
+        unknown_left = self.store.counts().get(DeliveryState.UNKNOWN, 0)
+        return 1 if bad or unknown_left else 0
+
+    # -- the loops ---------------------------------------------------------------------
+    async def _run_once(self) -> None:
+        while not self.stopping.is_set():
+            claimed = await self._claim()
+            if not claimed and not self.tasks:
+                break
+            if not claimed:
+                await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+
+    async def _run_forever(self) -> None:
+        self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
+        daemon = self.settings.daemon
+        self._scheduler.add_job(
+            self._watch, "interval", seconds=daemon.poll_interval, id="watch", max_instances=1
+        )
+        self._scheduler.add_job(
+            self._leases,
+            "interval",
+            seconds=max(0.5, daemon.lease_seconds / 3),
+            id="leases",
+            max_instances=1,
+        )
+        self._scheduler.add_job(
+            self._check_paused_accounts,
+            "interval",
+            seconds=daemon.resume_check_interval,
+            id="resume",
+            max_instances=1,
+        )
+        interval = sdnotify.watchdog_interval()
+        if interval:
+            self._scheduler.add_job(self._watchdog, "interval", seconds=interval, id="watchdog")
+        self._scheduler.start()
+        sdnotify.notify("READY=1\nSTATUS=publishing")
+        self._kick.set()
+        while not self.stopping.is_set():
+            await self._kick.wait()
+            self._kick.clear()
+            if self.stopping.is_set():
+                break
+            while await self._claim():
+                pass
+            await self._arm()
+
+    async def _claim(self) -> int:
+        free = {a: self.capacity[a] - self.per_account[a] for a in self.adapters}
+        if self.stopping.is_set() or not any(n > 0 for n in free.values()):
+            return 0
+        claimed: list[Delivery] = await self.db(
+            self.store.claim_due,
+            self.worker,
+            now=self.clock.now(),
+            lease=timedelta(seconds=self.settings.daemon.lease_seconds),
+            capacity=free,
+            reconcilable=self.reconcilable,
+        )
+        for delivery in claimed:
+            self.in_flight[delivery.id] = delivery
+            self.per_account[delivery.account] += 1
+            task = asyncio.create_task(self._publish(delivery), name=f"delivery-{delivery.id}")
+            self.tasks.add(task)
+        return len(claimed)
+
+    async def _publish(self, delivery: Delivery) -> None:
+        try:
+            state = await self.publisher.publish(delivery)
+            if state is not None:
+                self.outcomes[state] = self.outcomes.get(state, 0) + 1
+        except Exception as exc:  # one broken delivery must not stop the daemon
+            log.error("publish_crashed", delivery=delivery.id, error=repr(exc), exc_info=exc)
+        finally:
+            self.in_flight.pop(delivery.id, None)
+            self.per_account[delivery.account] -= 1
+            task = asyncio.current_task()
+            if task is not None:
+                self.tasks.discard(task)
+            self._kick.set()
+
+    async def _arm(self) -> None:
+        """Arm the wake-up at the earliest due time among accounts with free capacity."""
+        if self._scheduler is None or self.stopping.is_set():
+            return
+        open_accounts = [a for a in self.adapters if self.per_account[a] < self.capacity[a]]
+        if not open_accounts:
+            return  # a finishing task kicks us
+        due: datetime | None = await self.db(
+            self.store.next_due, accounts=open_accounts, reconcilable=self.reconcilable
+        )
+        if due is None:
+            self._remove_wake()
+            return
+        now = self.clock.now()
+        if due <= now:
+            # Due but not claimable (account paused or rate-limited): look again shortly.
+            due = now + timedelta(seconds=self.settings.daemon.poll_interval * 5)
+        self._scheduler.add_job(
+            self._wake,
+            DateTrigger(run_date=due),
+            id="wake",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    def _remove_wake(self) -> None:
+        if self._scheduler is not None:
+            with contextlib.suppress(Exception):
+                self._scheduler.remove_job("wake")
+
+    async def _wake(self) -> None:
+        self._kick.set()
+
+    async def _watch(self) -> None:
+        marker = await self.db(self.store.change_marker)
+        if marker != self._marker:
+            self._marker = marker
+            self._kick.set()
+
+    async def _leases(self) -> None:
+        now = self.clock.now()
+        lease = timedelta(seconds=self.settings.daemon.lease_seconds)
+        await self.db(self.store.extend_leases, self.worker, list(self.in_flight), now + lease)
+        reaped = await self.db(self.store.reap_expired, now=now)
+        if reaped:
+            log.warning("reaped", deliveries=reaped)
+            self._kick.set()
+        await self._heartbeat()
+
+    async def _heartbeat(self) -> None:
+        await self.db(
+            self.store.heartbeat,
+            DaemonInfo(
+                worker=self.worker,
+                host=self.host,
+                pid=os.getpid(),
+                version=__version__,
+                started_at=self.started_at,
+                heartbeat_at=self.clock.now(),
+                in_hand=len(self.in_flight),
+            ),
+        )
+
+    async def _watchdog(self) -> None:
+        sdnotify.notify("WATCHDOG=1")
+
+    async def _check_paused_accounts(self) -> None:
+        states = await self.db(self.store.account_states)
+        for name, state in states.items():
+            adapter = self.adapters.get(name)
+            if adapter is None or state.paused_reason is None:
+                continue
+            try:
+                await adapter.verify()
+            except PlatformError as error:
+                log.info("account_still_paused", account=name, error=error.message)
+                continue
+            await self.db(self.store.resume_account, name, now=self.clock.now())
+            log.info("account_resumed", account=name)
+            self._kick.set()

@@ -1,0 +1,323 @@
+"""Post files: UTF-8 text with TOML front matter between ``+++`` lines.
+
+::
+
+    +++
+    title = "Weihnachtsmarkt im Städtedreieck"
+    link = "https://www.zv-staedtedreieck.de/aktuelles/weihnachtsmarkt"
+    category = "veranstaltung"
+    publish_at = 2026-12-01T09:00:00
+    accounts = ["mastodon", "bluesky"]
+
+    [[media]]
+    path = "weihnachtsmarkt.jpg"
+    alt = "Beleuchtete Marktstände auf dem Platz der Freiheit"
+
+    [variants.bluesky]
+    text = "Der Weihnachtsmarkt öffnet am 1. Dezember."
+    +++
+    Der Weihnachtsmarkt im Städtedreieck öffnet am 1. Dezember um 16 Uhr …
+
+This module checks the file's own shape (encoding, front matter, keys, types,
+media files and alt texts). What depends on the configuration — categories,
+accounts, link hosts, lengths — is checked by :mod:`crosspost.compose`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from crosspost.exceptions import PostFileError
+from crosspost.i18n import _
+from crosspost.models import Media, Post
+from crosspost.timeparse import TimeError, from_toml
+
+MAX_POST_BYTES = 256 * 1024
+MAX_MEDIA_BYTES = 20 * 1024 * 1024
+MAX_MEDIA = 4
+FRONT_MATTER_KEYS = frozenset(
+    {"title", "link", "category", "publish_at", "accounts", "media", "variants"}
+)
+MEDIA_KEYS = frozenset({"path", "alt"})
+VARIANT_KEYS = frozenset({"text"})
+_IMAGE_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"GIF87a", 0, "image/gif"),
+    (b"GIF89a", 0, "image/gif"),
+    (b"WEBP", 8, "image/webp"),
+)
+
+
+def image_mime(head: bytes) -> str | None:
+    """The image type from a file's first bytes (never from its name)."""
+    for signature, offset, mime in _IMAGE_SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            if mime == "image/webp" and not head.startswith(b"RIFF"):
+                continue
+            return mime
+    return None
+
+
+def _fail(source: str, field: str | None, problem: str) -> PostFileError:
+    if field:
+        return PostFileError(
+            _("{file}: {field}: {problem}").format(file=source, field=field, problem=problem)
+        )
+    return PostFileError(_("{file}: {problem}").format(file=source, problem=problem))
+
+
+def split_front_matter(text: str, source: str) -> tuple[str, str, int]:
+    """(front matter, body, line number where the body starts)."""
+    lines = text.split("\n")
+    if not lines or lines[0].strip() != "+++":
+        raise _fail(
+            source,
+            None,
+            _("line 1: the file must start with a line +++ followed by the TOML front matter"),
+        )
+    for number, line in enumerate(lines[1:], start=2):
+        if line.strip() == "+++":
+            front = "\n".join(lines[1 : number - 1])
+            body = "\n".join(lines[number:])
+            return front, body, number + 1
+    raise _fail(source, None, _("the front matter is not closed; add a line +++ after it"))
+
+
+def decode(raw: bytes, source: str) -> str:
+    if len(raw) > MAX_POST_BYTES:
+        raise _fail(
+            source,
+            None,
+            _("the file is {size} bytes; a post file may have at most {limit}").format(
+                size=len(raw), limit=MAX_POST_BYTES
+            ),
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _fail(
+            source,
+            None,
+            _("not UTF-8 (byte {offset}); save the file as UTF-8").format(offset=exc.start),
+        ) from None
+    if "\x00" in text:
+        raise _fail(source, None, _("contains a NUL character; is this a text file?"))
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_post_file(path: Path, *, zone: ZoneInfo, now: datetime) -> Post:
+    """Read and check one post file."""
+    source = str(path)
+    try:
+        if path.is_dir():
+            raise _fail(source, None, _("is a folder, not a post file"))
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _fail(source, None, _("no such file")) from None
+    except PermissionError:
+        raise _fail(source, None, _("permission denied")) from None
+    except OSError as exc:
+        raise _fail(source, None, str(exc.strerror)) from None
+    text = decode(raw, source)
+    front, body, _body_line = split_front_matter(text, source)
+    try:
+        data = tomllib.loads(front)
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(
+            source,
+            None,
+            _("the front matter is not valid TOML ({reason}; line 1 is the first +++)").format(
+                reason=_shift_toml_line(str(exc))
+            ),
+        ) from None
+    return post_from_data(data, body, source=source, folder=path.parent, zone=zone, now=now)
+
+
+def _shift_toml_line(message: str) -> str:
+    """tomllib counts from the first front-matter line; editors count from the file's first."""
+    import re
+
+    return re.sub(r"line (\d+)", lambda m: f"line {int(m.group(1)) + 1}", message)
+
+
+def post_from_data(
+    data: dict[str, Any],
+    body: str,
+    *,
+    source: str,
+    folder: Path | None,
+    zone: ZoneInfo,
+    now: datetime,
+) -> Post:
+    """Turn front matter + body into a :class:`Post`, checking every key and type."""
+    unknown = sorted(set(data) - FRONT_MATTER_KEYS)
+    if unknown:
+        raise _fail(
+            source,
+            unknown[0],
+            _("unknown key; known keys are: {keys}").format(
+                keys=", ".join(sorted(FRONT_MATTER_KEYS))
+            ),
+        )
+    body = body.strip()
+    title = _optional_str(data, "title", source)
+    link = _optional_str(data, "link", source)
+    category = _optional_str(data, "category", source)
+    accounts = _str_list(data, "accounts", source)
+    publish_at = None
+    ambiguous = False
+    if "publish_at" in data:
+        try:
+            resolved = from_toml(data["publish_at"], zone, now)
+        except TimeError as exc:
+            raise _fail(source, "publish_at", str(exc)) from None
+        publish_at, ambiguous = resolved.at, resolved.ambiguous
+    variants = _variants(data.get("variants", {}), source)
+    media = _media(data.get("media", []), source, folder)
+    if not body and not variants:
+        raise _fail(source, None, _("the post has no text; write it below the closing +++"))
+    if not body:
+        raise _fail(
+            source,
+            None,
+            _("the post has variants but no main text; write the main text below the closing +++"),
+        )
+    return Post(
+        title=title or _title_from(body),
+        body=body,
+        link=link or "",
+        category=category,
+        publish_at=publish_at,
+        accounts=tuple(accounts),
+        media=tuple(media),
+        variants=variants,
+        source=source,
+        ambiguous_time=ambiguous,
+    )
+
+
+def _title_from(body: str) -> str:
+    first = body.strip().split("\n", 1)[0].strip()
+    return first if len(first) <= 100 else first[:99].rstrip() + "…"
+
+
+def _optional_str(data: dict[str, Any], key: str, source: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _fail(source, key, _("must be text in quotes"))
+    value = value.strip()
+    if not value:
+        raise _fail(source, key, _("is empty; remove the key or give a value"))
+    return value
+
+
+def _str_list(data: dict[str, Any], key: str, source: str) -> list[str]:
+    value = data.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise _fail(source, key, _('must be a list of names such as ["mastodon", "website"]'))
+    return [v.strip() for v in value]
+
+
+def _variants(value: Any, source: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _fail(source, "variants", _('must be tables such as [variants.bluesky] text = "…"'))
+    variants: dict[str, str] = {}
+    for target, table in value.items():
+        field = f"variants.{target}"
+        if isinstance(table, str):
+            text = table
+        elif isinstance(table, dict):
+            unknown = sorted(set(table) - VARIANT_KEYS)
+            if unknown:
+                raise _fail(
+                    source, f"{field}.{unknown[0]}", _("unknown key; a variant has only text")
+                )
+            value_text = table.get("text")
+            if not isinstance(value_text, str):
+                raise _fail(source, f"{field}.text", _("is missing or not text"))
+            text = value_text
+        else:
+            raise _fail(source, field, _('must be a table with text = "…"'))
+        if not text.strip():
+            raise _fail(source, f"{field}.text", _("is empty"))
+        variants[target] = text.strip()
+    return variants
+
+
+def _media(value: Any, source: str, folder: Path | None) -> list[Media]:
+    if not isinstance(value, list):
+        raise _fail(source, "media", _("must be [[media]] tables with path and alt"))
+    if len(value) > MAX_MEDIA:
+        raise _fail(source, "media", _("at most {n} images per post").format(n=MAX_MEDIA))
+    media: list[Media] = []
+    for index, item in enumerate(value):
+        field = f"media[{index}]"
+        if not isinstance(item, dict):
+            raise _fail(source, field, _("must be a table with path and alt"))
+        unknown = sorted(set(item) - MEDIA_KEYS)
+        if unknown:
+            raise _fail(
+                source, f"{field}.{unknown[0]}", _("unknown key; an image has path and alt")
+            )
+        path = item.get("path")
+        if not isinstance(path, str) or not path.strip():
+            raise _fail(
+                source, f"{field}.path", _("is missing; give the image file next to the post")
+            )
+        alt = item.get("alt")
+        if not isinstance(alt, str) or not alt.strip():
+            raise _fail(
+                source,
+                f"{field}.alt",
+                _(
+                    "every image needs alt text describing it for people who cannot see it; "
+                    'add alt = "…"'
+                ),
+            )
+        if folder is None:
+            raise _fail(source, f"{field}.path", _("images need a post file; use enqueue FILE"))
+        media.append(_media_file(folder, path.strip(), alt.strip(), source, f"{field}.path"))
+    return media
+
+
+def _media_file(folder: Path, relative: str, alt: str, source: str, field: str) -> Media:
+    base = folder.resolve()
+    candidate = Path(relative)
+    if candidate.is_absolute():
+        raise _fail(source, field, _("must be relative to the post file's folder"))
+    resolved = (base / candidate).resolve()
+    if not resolved.is_relative_to(base):
+        raise _fail(source, field, _("must stay inside the post file's folder"))
+    try:
+        size = resolved.stat().st_size
+        if not resolved.is_file():
+            raise _fail(source, field, _("{path} is not a file").format(path=relative))
+        with resolved.open("rb") as handle:
+            head = handle.read(16)
+    except FileNotFoundError:
+        raise _fail(source, field, _("{path} does not exist").format(path=relative)) from None
+    except OSError as exc:
+        raise _fail(source, field, str(exc.strerror)) from None
+    mime = image_mime(head)
+    if mime is None:
+        raise _fail(
+            source, field, _("{path} is not a JPEG, PNG, GIF or WebP image").format(path=relative)
+        )
+    if size > MAX_MEDIA_BYTES:
+        raise _fail(
+            source,
+            field,
+            _("{path} is {size} bytes; at most {limit}").format(
+                path=relative, size=size, limit=MAX_MEDIA_BYTES
+            ),
+        )
+    return Media(path=resolved, alt=alt, mime=mime)

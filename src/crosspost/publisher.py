@@ -1,0 +1,341 @@
+"""One delivery, from claim to a settled state: compose the request, call the
+adapter, record every attempt, and follow the retry policy.
+
+No SQL and no httpx here: the store and the adapters are ports. Store calls
+are synchronous and run through ``db`` (an executor in the daemon) so the event
+loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, stop_never
+
+from crosspost.adapters.base import Adapter
+from crosspost.clock import Clock
+from crosspost.exceptions import (
+    AuthError,
+    PlatformError,
+    RateLimited,
+    Transient,
+    UnknownOutcome,
+)
+from crosspost.i18n import _
+from crosspost.models import Delivery, DeliveryState, Outcome, PublishRequest, PublishResult
+from crosspost.observability import EventLogger
+from crosspost.retry import Action, RetryDecision, RetryPolicy
+from crosspost.store.base import Store
+
+P = ParamSpec("P")
+T = TypeVar("T")
+DbCall = Callable[..., Awaitable[Any]]
+
+log = EventLogger("crosspost.publisher")
+
+
+def outcome_of(error: PlatformError) -> Outcome:
+    if isinstance(error, AuthError):
+        return Outcome.AUTH
+    if isinstance(error, RateLimited):
+        return Outcome.RATE_LIMITED
+    if isinstance(error, Transient):
+        return Outcome.TRANSIENT
+    if isinstance(error, UnknownOutcome):
+        return Outcome.UNKNOWN
+    return Outcome.REJECTED
+
+
+class LeaseLost(Exception):
+    """Another worker owns the delivery now; drop it without touching the row."""
+
+
+class _Stopping(Exception):
+    """The daemon is shutting down during a wait between attempts."""
+
+
+async def run_sync(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call a store method directly (tests, ``daemon --once`` on the memory store)."""
+    return fn(*args, **kwargs)
+
+
+class Publisher:
+    def __init__(
+        self,
+        store: Store,
+        adapters: Mapping[str, Adapter],
+        *,
+        clock: Clock,
+        policy: RetryPolicy,
+        max_inline_wait: float,
+        db: DbCall = run_sync,
+        stopping: asyncio.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.adapters = adapters
+        self.clock = clock
+        self.policy = policy
+        self.max_inline_wait = max_inline_wait
+        self.db = db
+        self.stopping = stopping or asyncio.Event()
+
+    async def publish(self, delivery: Delivery) -> DeliveryState | None:
+        """Publish one claimed delivery; return its new state (None if the lease was lost)."""
+        adapter = self.adapters[delivery.account]
+        post = await self.db(self.store.get_post, delivery.post_id)
+        request = PublishRequest(
+            delivery_id=delivery.id,
+            post_id=delivery.post_id,
+            account=delivery.account,
+            text=delivery.text,
+            link=post.link,
+            title=post.title,
+            media=post.media,
+            idempotency_key=delivery.idempotency_key,
+            created_at=post.created_at,
+        )
+        state = _Progress(uncertain=delivery.uncertain)
+        safe = adapter.idempotent_resend or adapter.can_reconcile
+        retrying = AsyncRetrying(
+            retry=lambda rs: self._should_retry(rs, state, safe),
+            wait=lambda rs: state.decision.delay if state.decision else 0.0,
+            stop=stop_never,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            async for try_ in retrying:
+                with try_:
+                    found, result = await self._attempt(delivery, adapter, request, state)
+            return await self._settle_published(delivery, result, found, state)
+        except LeaseLost:
+            log.warning("lease_lost", delivery=delivery.id, account=delivery.account)
+            return None
+        except _Stopping:
+            return await self._settle_stopping(delivery, state)
+        except PlatformError as error:
+            return await self._settle_failure(delivery, error, state)
+
+    async def _attempt(
+        self,
+        delivery: Delivery,
+        adapter: Adapter,
+        request: PublishRequest,
+        state: _Progress,
+    ) -> tuple[bool, PublishResult]:
+        attempt = await self.db(self.store.start_attempt, delivery, now=self.clock.now())
+        if attempt is None:
+            raise LeaseLost
+        state.attempt = attempt.number
+        started = time.monotonic()
+        try:
+            if state.uncertain and adapter.can_reconcile:
+                existing = await adapter.find_existing(request)
+                if existing is not None:
+                    await self.db(
+                        self.store.finish_attempt, attempt.id, Outcome.FOUND, now=self.clock.now()
+                    )
+                    return True, existing
+            result = await adapter.publish(request)
+        except PlatformError as error:
+            if isinstance(error, UnknownOutcome):
+                state.uncertain = True
+            await self.db(
+                self.store.finish_attempt,
+                attempt.id,
+                outcome_of(error),
+                now=self.clock.now(),
+                http_status=error.http_status,
+                message=error.message,
+            )
+            log.info(
+                "attempt_failed",
+                delivery=delivery.id,
+                post=delivery.post_id,
+                account=delivery.account,
+                attempt=attempt.number,
+                outcome=outcome_of(error).value,
+                http_status=error.http_status,
+                error=error.message,
+            )
+            raise
+        except asyncio.CancelledError:
+            # Cancelled with the request possibly on the wire: only a lookup can tell.
+            await asyncio.shield(
+                self.db(
+                    self.store.finish_attempt,
+                    attempt.id,
+                    Outcome.UNKNOWN,
+                    now=self.clock.now(),
+                    message=_("cancelled at shutdown while the request was in flight"),
+                )
+            )
+            await asyncio.shield(
+                self.db(
+                    self.store.settle,
+                    delivery,
+                    DeliveryState.UNKNOWN,
+                    now=self.clock.now(),
+                    due_at=self.clock.now(),
+                    error=_("the daemon stopped while publishing; checking the platform"),
+                    uncertain=True,
+                )
+            )
+            raise
+        await self.db(
+            self.store.finish_attempt,
+            attempt.id,
+            Outcome.PUBLISHED,
+            now=self.clock.now(),
+            message=result.remote_url,
+        )
+        log.debug(
+            "attempt_done",
+            delivery=delivery.id,
+            attempt=attempt.number,
+            ms=int((time.monotonic() - started) * 1000),
+        )
+        return False, result
+
+    def _should_retry(self, retry_state: RetryCallState, state: _Progress, safe: bool) -> bool:
+        outcome = retry_state.outcome
+        if outcome is None or not outcome.failed:
+            return False
+        error = outcome.exception()
+        if not isinstance(error, PlatformError):
+            return False
+        state.decision = self.policy.decide(
+            error, state.attempt, now=self.clock.now(), safe_to_resend=safe
+        )
+        state.error = error
+        return (
+            state.decision.action is Action.RETRY
+            and state.decision.delay <= self.max_inline_wait
+            and not self.stopping.is_set()
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            return
+        raise _Stopping
+
+    async def _settle_published(
+        self, delivery: Delivery, result: PublishResult, found: bool, state: _Progress
+    ) -> DeliveryState | None:
+        ok = await self.db(
+            self.store.settle,
+            delivery,
+            DeliveryState.PUBLISHED,
+            now=self.clock.now(),
+            remote_id=result.remote_id,
+            remote_url=result.remote_url,
+        )
+        if not ok:
+            log.warning("lease_lost", delivery=delivery.id, account=delivery.account)
+            return None
+        log.info(
+            "published",
+            delivery=delivery.id,
+            post=delivery.post_id,
+            account=delivery.account,
+            attempt=state.attempt,
+            outcome="found" if found else "published",
+            remote_url=result.remote_url,
+        )
+        return DeliveryState.PUBLISHED
+
+    async def _settle_stopping(self, delivery: Delivery, state: _Progress) -> DeliveryState | None:
+        delay = state.decision.delay if state.decision else 0.0
+        await self.db(
+            self.store.settle,
+            delivery,
+            DeliveryState.RETRYING,
+            now=self.clock.now(),
+            due_at=self.clock.now() + timedelta(seconds=delay),
+            error=state.error.message if state.error else None,
+            uncertain=state.uncertain,
+        )
+        log.info("released", delivery=delivery.id, account=delivery.account)
+        return DeliveryState.RETRYING
+
+    async def _settle_failure(
+        self, delivery: Delivery, error: PlatformError, state: _Progress
+    ) -> DeliveryState | None:
+        decision = state.decision or RetryDecision(Action.FAIL)
+        now = self.clock.now()
+        fields: dict[str, Any] = {
+            "delivery": delivery.id,
+            "post": delivery.post_id,
+            "account": delivery.account,
+            "attempt": state.attempt,
+            "http_status": error.http_status,
+            "error": error.message,
+        }
+        if decision.action is Action.RETRY:
+            due = now + timedelta(seconds=decision.delay)
+            if isinstance(error, RateLimited) and error.until is not None:
+                await self.db(self.store.block_account, delivery.account, error.until, now=now)
+            new_state = DeliveryState.RETRYING
+            ok = await self.db(
+                self.store.settle,
+                delivery,
+                new_state,
+                now=now,
+                due_at=due,
+                error=error.message,
+                uncertain=state.uncertain,
+            )
+            log.info("retry_later", due_at=due.isoformat(timespec="seconds"), **fields)
+        elif decision.action is Action.PAUSE:
+            reason = error.message
+            await self.db(self.store.pause_account, delivery.account, reason, now=now)
+            new_state = DeliveryState.RETRYING
+            ok = await self.db(
+                self.store.settle,
+                delivery,
+                new_state,
+                now=now,
+                due_at=now,
+                error=_("account paused: {reason}").format(reason=reason),
+                uncertain=state.uncertain,
+            )
+            log.error("account_paused", **fields)
+        elif decision.action is Action.UNKNOWN:
+            new_state = DeliveryState.UNKNOWN
+            ok = await self.db(
+                self.store.settle,
+                delivery,
+                new_state,
+                now=now,
+                due_at=now + timedelta(seconds=self.policy.maximum),
+                error=error.message,
+                uncertain=True,
+            )
+            log.error("unknown", **fields)
+        else:
+            new_state = DeliveryState.FAILED
+            ok = await self.db(self.store.settle, delivery, new_state, now=now, error=error.message)
+            log.error("failed", **fields)
+        if not ok:
+            log.warning("lease_lost", delivery=delivery.id, account=delivery.account)
+            return None
+        return new_state
+
+
+class _Progress:
+    """What one publish call has learnt so far (shared with tenacity's callbacks)."""
+
+    def __init__(self, *, uncertain: bool) -> None:
+        self.uncertain = uncertain
+        self.attempt = 0
+        self.decision: RetryDecision | None = None
+        self.error: PlatformError | None = None
+
+
+__all__ = ["LeaseLost", "Publisher", "outcome_of"]

@@ -1,0 +1,189 @@
+"""The Store port: the durable queue every other part talks to.
+
+Two implementations keep the same contract (``tests/contract``):
+:class:`~crosspost.store.sql.SqlStore` (SQLite, PostgreSQL) and
+:class:`~crosspost.store.memory.MemoryStore` (unit tests).
+
+Leases: :meth:`Store.claim_due` hands deliveries to one worker until
+``lease_until`` and bumps their ``lease_token``. Every later change by that
+worker names the token, so a worker whose lease expired and was taken over
+cannot overwrite the new owner's row (the methods then return ``False``/``None``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from crosspost.models import (
+    Attempt,
+    Delivery,
+    DeliveryState,
+    Outcome,
+    Post,
+    Rendered,
+    StoredPost,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    account: str
+    paused_reason: str | None = None
+    paused_at: datetime | None = None
+    blocked_until: datetime | None = None
+    text_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonInfo:
+    worker: str
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    in_hand: int
+
+
+class Store(Protocol):
+    # -- lifecycle -------------------------------------------------------------
+    def check_schema(self) -> None:
+        """Raise SchemaOutdated unless the schema is the one this code needs."""
+        ...
+
+    def close(self) -> None: ...
+
+    def change_marker(self) -> int:
+        """A number that changes whenever another connection commits (cheap to poll)."""
+        ...
+
+    # -- editors -----------------------------------------------------------------
+    def enqueue(
+        self,
+        post: Post,
+        rendered: Sequence[Rendered],
+        *,
+        due_at: datetime,
+        created_by: str,
+        now: datetime,
+    ) -> int:
+        """Store a post and one scheduled delivery per rendered account; return its id."""
+        ...
+
+    def get_post(self, post_id: int) -> StoredPost: ...
+
+    def deliveries_of(self, post_id: int) -> list[Delivery]: ...
+
+    def list_posts(
+        self, *, states: Collection[DeliveryState] | None = None, limit: int = 200
+    ) -> list[tuple[StoredPost, list[Delivery]]]:
+        """Newest first; with ``states``, posts having a delivery in one of them."""
+        ...
+
+    def attempts(
+        self,
+        *,
+        post_id: int | None = None,
+        since: datetime | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[Attempt]:
+        """Attempts in the order they started (oldest first)."""
+        ...
+
+    def cancel(self, post_id: int, *, now: datetime) -> int:
+        """Cancel the post's waiting deliveries; return how many."""
+        ...
+
+    def reschedule(self, post_id: int, due_at: datetime, *, now: datetime) -> int: ...
+
+    def retry(self, post_id: int | None, *, now: datetime) -> int:
+        """Put failed/unknown deliveries (of one post, or all) back in the queue."""
+        ...
+
+    def counts(self) -> dict[DeliveryState, int]: ...
+
+    # -- the daemon --------------------------------------------------------------
+    def claim_due(
+        self,
+        worker: str,
+        *,
+        now: datetime,
+        lease: timedelta,
+        capacity: Mapping[str, int],
+        reconcilable: Collection[str],
+    ) -> list[Delivery]:
+        """Lease due deliveries, at most ``capacity[account]`` per account.
+
+        Due means ``scheduled``/``retrying`` with ``due_at <= now``, or ``unknown``
+        on a platform in ``reconcilable``; accounts paused or blocked are skipped.
+        """
+        ...
+
+    def next_due(
+        self, *, accounts: Collection[str], reconcilable: Collection[str]
+    ) -> datetime | None:
+        """The earliest ``due_at`` among the given accounts' claimable deliveries."""
+        ...
+
+    def start_attempt(self, delivery: Delivery, *, now: datetime) -> Attempt | None:
+        """Write the attempt row before the request; None if the lease was lost."""
+        ...
+
+    def finish_attempt(
+        self,
+        attempt_id: int,
+        outcome: Outcome,
+        *,
+        now: datetime,
+        http_status: int | None = None,
+        message: str | None = None,
+    ) -> None: ...
+
+    def settle(
+        self,
+        delivery: Delivery,
+        state: DeliveryState,
+        *,
+        now: datetime,
+        due_at: datetime | None = None,
+        remote_id: str | None = None,
+        remote_url: str | None = None,
+        error: str | None = None,
+        uncertain: bool | None = None,
+    ) -> bool:
+        """Move a leased delivery out of ``publishing``; False if the lease was lost."""
+        ...
+
+    def extend_leases(
+        self, worker: str, delivery_ids: Collection[int], until: datetime
+    ) -> None: ...
+
+    def reap_expired(self, *, now: datetime, worker: str | None = None) -> int:
+        """Take back ``publishing`` rows whose lease expired (or all of ``worker``'s).
+
+        A row with an attempt still ``pending`` may have reached the platform: it
+        becomes ``unknown`` (uncertain) and its attempt ``crashed``; a row with no
+        request in flight simply goes back to ``retrying``.
+        """
+        ...
+
+    # -- accounts and daemons ---------------------------------------------------------
+    def account_states(self) -> dict[str, AccountState]: ...
+
+    def pause_account(self, account: str, reason: str, *, now: datetime) -> None: ...
+
+    def resume_account(self, account: str, *, now: datetime) -> bool: ...
+
+    def block_account(self, account: str, until: datetime, *, now: datetime) -> None: ...
+
+    def set_text_limit(self, account: str, limit: int, *, now: datetime) -> None: ...
+
+    def heartbeat(self, info: DaemonInfo) -> None: ...
+
+    def remove_daemon(self, worker: str) -> None: ...
+
+    def daemons(self) -> list[DaemonInfo]: ...

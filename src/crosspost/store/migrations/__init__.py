@@ -1,0 +1,1 @@
+"""Alembic migrations; run by ``crosspost db upgrade`` (:func:`crosspost.store.migrate.upgrade`)."""

@@ -1,0 +1,744 @@
+"""The SQL store: SQLAlchemy 2 Core on SQLite (default) and PostgreSQL.
+
+SQLite runs in WAL mode with a busy timeout, and every write transaction starts
+with ``BEGIN IMMEDIATE``, so the CLI and the daemon wait for each other instead
+of failing with "database is locked" half-way through a transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from crosspost.exceptions import NotFound, SchemaOutdated, StoreError
+from crosspost.i18n import _
+from crosspost.models import (
+    Attempt,
+    Delivery,
+    DeliveryState,
+    Media,
+    Outcome,
+    Post,
+    Rendered,
+    StoredPost,
+)
+from crosspost.store.base import AccountState, DaemonInfo
+from crosspost.store.schema import (
+    SCHEMA_REVISION,
+    account_state,
+    attempts,
+    daemons,
+    deliveries,
+    posts,
+)
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+_WAITING = (DeliveryState.SCHEDULED.value, DeliveryState.RETRYING.value)
+
+
+def make_engine(url: str, *, create: bool = False) -> Engine:
+    """An engine with crosspost's connection settings for the given URL.
+
+    Only ``create=True`` (``db upgrade``) may create a missing SQLite file, so a
+    command refused for bad input leaves the disk as it was.
+    """
+    if url.startswith("sqlite"):
+        if create:
+            _ensure_sqlite_folder(url)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    """Create the database file 0660 so the editors' group can write the queue.
+
+    SQLite would create it 0644 minus the umask; its -wal and -shm files copy
+    the database file's mode, so getting this one right is enough.
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o770, parents=True, exist_ok=True)
+    if not path.exists():
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o660)
+        except OSError:
+            return  # SQLite will report the problem with the database's own words
+        try:
+            os.fchmod(fd, 0o660)
+        finally:
+            os.close(fd)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below issue BEGIN, not the driver.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("crosspost_readonly"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _post(row: RowMapping) -> StoredPost:
+    return StoredPost(
+        id=row["id"],
+        title=row["title"],
+        body=row["body"],
+        link=row["link"],
+        category=row["category"],
+        publish_at=row["publish_at"],
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        source=row["source"],
+        media=tuple(
+            Media(path=Path(m["path"]), alt=m["alt"], mime=m.get("mime", "image/jpeg"))
+            for m in row["media"]
+        ),
+    )
+
+
+def _delivery(row: RowMapping) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        post_id=row["post_id"],
+        account=row["account"],
+        platform=row["platform"],
+        state=DeliveryState(row["state"]),
+        due_at=row["due_at"],
+        text=row["text"],
+        idempotency_key=row["idempotency_key"],
+        attempts=row["attempts"],
+        remote_id=row["remote_id"],
+        remote_url=row["remote_url"],
+        error=row["error"],
+        lease_until=row["lease_until"],
+        worker=row["worker"],
+        lease_token=row["lease_token"],
+        uncertain=bool(row["uncertain"]),
+        updated_at=row["updated_at"],
+        published_at=row["published_at"],
+    )
+
+
+def _attempt(row: RowMapping) -> Attempt:
+    return Attempt(
+        id=row["id"],
+        delivery_id=row["delivery_id"],
+        post_id=row["post_id"],
+        account=row["account"],
+        number=row["number"],
+        started_at=row["started_at"],
+        outcome=Outcome(row["outcome"]),
+        idempotency_key=row["idempotency_key"],
+        worker=row["worker"],
+        finished_at=row["finished_at"],
+        http_status=row["http_status"],
+        message=row["message"],
+        duration_ms=row["duration_ms"],
+    )
+
+
+class SqlStore:
+    """The durable queue on a SQL database."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None, create: bool = False) -> None:
+        self.url = url
+        self.engine = engine or make_engine(url, create=create)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._marker_conn: Any = None
+
+    # -- plumbing --------------------------------------------------------------------
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise StoreError(self._describe(exc)) from exc
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as raw:
+                conn = raw.execution_options(crosspost_readonly=True)
+                with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            raise StoreError(self._describe(exc)) from exc
+
+    def _describe(self, exc: SQLAlchemyError) -> str:
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        return _("database {url}: {reason}").format(url=self.safe_url, reason=reason)
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        if self._marker_conn is not None:
+            self._marker_conn.close()
+            self._marker_conn = None
+        self.engine.dispose()
+
+    def check_schema(self) -> None:
+        path = sqlite_path(self.url)
+        if path is not None and not path.exists():
+            raise SchemaOutdated(
+                _("no database at {path}; create it with: crosspost db upgrade").format(path=path)
+            )
+        try:
+            with self.engine.connect() as conn:
+                if not inspect(conn).has_table("alembic_version"):
+                    raise SchemaOutdated(
+                        _(
+                            "database {url} has no crosspost schema; run: crosspost db upgrade"
+                        ).format(url=self.safe_url)
+                    )
+                version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except OperationalError as exc:
+            raise StoreError(self._describe(exc)) from exc
+        if version != SCHEMA_REVISION:
+            newer = version is not None and str(version) > SCHEMA_REVISION
+            if newer:
+                message = _(
+                    "database {url} has schema {found}, newer than this crosspost "
+                    "({expected}); upgrade crosspost"
+                )
+            else:
+                message = _(
+                    "database {url} has schema {found}, this crosspost needs {expected}; "
+                    "run: crosspost db upgrade"
+                )
+            raise SchemaOutdated(
+                message.format(url=self.safe_url, found=version, expected=SCHEMA_REVISION)
+            )
+
+    def change_marker(self) -> int:
+        if not self.is_sqlite:
+            with self._read() as conn:
+                value = conn.execute(select(func.max(deliveries.c.updated_at))).scalar()
+            return hash(value)
+        if self._marker_conn is None:
+            self._marker_conn = self.engine.raw_connection()
+        cursor = self._marker_conn.cursor()
+        try:
+            cursor.execute("PRAGMA data_version")
+            return int(cursor.fetchone()[0])
+        finally:
+            cursor.close()
+
+    # -- editors -------------------------------------------------------------------------
+    def enqueue(
+        self,
+        post: Post,
+        rendered: Sequence[Rendered],
+        *,
+        due_at: datetime,
+        created_by: str,
+        now: datetime,
+    ) -> int:
+        with self._write() as conn:
+            post_id = conn.execute(
+                insert(posts)
+                .values(
+                    title=post.title,
+                    body=post.body,
+                    link=post.link,
+                    category=post.category,
+                    publish_at=post.publish_at,
+                    ambiguous_time=post.ambiguous_time,
+                    created_at=now,
+                    created_by=created_by,
+                    source=post.source,
+                    media=[{"path": str(m.path), "alt": m.alt, "mime": m.mime} for m in post.media],
+                    variants=dict(post.variants),
+                )
+                .returning(posts.c.id)
+            ).scalar_one()
+            conn.execute(
+                insert(deliveries),
+                [
+                    {
+                        "post_id": post_id,
+                        "account": r.account,
+                        "platform": r.platform,
+                        "state": DeliveryState.SCHEDULED.value,
+                        "due_at": due_at,
+                        "text": r.text,
+                        "idempotency_key": uuid.uuid4().hex,
+                        "updated_at": now,
+                    }
+                    for r in rendered
+                ],
+            )
+        return int(post_id)
+
+    def get_post(self, post_id: int) -> StoredPost:
+        with self._read() as conn:
+            row = conn.execute(select(posts).where(posts.c.id == post_id)).mappings().first()
+        if row is None:
+            raise NotFound(_("post {id} does not exist").format(id=post_id))
+        return _post(row)
+
+    def deliveries_of(self, post_id: int) -> list[Delivery]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(deliveries).where(deliveries.c.post_id == post_id).order_by(deliveries.c.id)
+            ).mappings()
+            return [_delivery(r) for r in rows]
+
+    def list_posts(
+        self, *, states: Collection[DeliveryState] | None = None, limit: int = 200
+    ) -> list[tuple[StoredPost, list[Delivery]]]:
+        query = select(posts).order_by(posts.c.id.desc()).limit(limit)
+        if states:
+            query = query.where(
+                posts.c.id.in_(
+                    select(deliveries.c.post_id).where(
+                        deliveries.c.state.in_([s.value for s in states])
+                    )
+                )
+            )
+        with self._read() as conn:
+            post_rows = [_post(r) for r in conn.execute(query).mappings()]
+            ids = [p.id for p in post_rows]
+            by_post: dict[int, list[Delivery]] = {i: [] for i in ids}
+            if ids:
+                for row in conn.execute(
+                    select(deliveries)
+                    .where(deliveries.c.post_id.in_(ids))
+                    .order_by(deliveries.c.id)
+                ).mappings():
+                    by_post[row["post_id"]].append(_delivery(row))
+        return [(p, by_post[p.id]) for p in post_rows]
+
+    def attempts(
+        self,
+        *,
+        post_id: int | None = None,
+        since: datetime | None = None,
+        after_id: int = 0,
+        limit: int = 1000,
+    ) -> list[Attempt]:
+        query = (
+            select(attempts).where(attempts.c.id > after_id).order_by(attempts.c.id).limit(limit)
+        )
+        if post_id is not None:
+            query = query.where(attempts.c.post_id == post_id)
+        if since is not None:
+            query = query.where(attempts.c.started_at >= since)
+        with self._read() as conn:
+            return [_attempt(r) for r in conn.execute(query).mappings()]
+
+    def _require_post(self, conn: Connection, post_id: int) -> None:
+        if conn.execute(select(posts.c.id).where(posts.c.id == post_id)).first() is None:
+            raise NotFound(_("post {id} does not exist").format(id=post_id))
+
+    def cancel(self, post_id: int, *, now: datetime) -> int:
+        with self._write() as conn:
+            self._require_post(conn, post_id)
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.post_id == post_id,
+                    deliveries.c.state.in_([*_WAITING, DeliveryState.UNKNOWN.value]),
+                )
+                .values(state=DeliveryState.CANCELLED.value, updated_at=now)
+            )
+            return result.rowcount
+
+    def reschedule(self, post_id: int, due_at: datetime, *, now: datetime) -> int:
+        with self._write() as conn:
+            self._require_post(conn, post_id)
+            result = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.post_id == post_id, deliveries.c.state.in_(_WAITING))
+                .values(due_at=due_at, updated_at=now)
+            )
+            conn.execute(update(posts).where(posts.c.id == post_id).values(publish_at=due_at))
+            return result.rowcount
+
+    def retry(self, post_id: int | None, *, now: datetime) -> int:
+        query = update(deliveries).where(
+            deliveries.c.state.in_([DeliveryState.FAILED.value, DeliveryState.UNKNOWN.value])
+        )
+        with self._write() as conn:
+            if post_id is not None:
+                self._require_post(conn, post_id)
+                query = query.where(deliveries.c.post_id == post_id)
+            result = conn.execute(
+                query.values(
+                    state=DeliveryState.RETRYING.value,
+                    due_at=now,
+                    attempts=0,
+                    error=None,
+                    updated_at=now,
+                )
+            )
+            return result.rowcount
+
+    def counts(self) -> dict[DeliveryState, int]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(deliveries.c.state, func.count()).group_by(deliveries.c.state)
+            ).all()
+        return {DeliveryState(state): int(n) for state, n in rows}
+
+    # -- the daemon -------------------------------------------------------------------
+    def _due_condition(self, reconcilable: Collection[str]) -> Any:
+        waiting = deliveries.c.state.in_(_WAITING)
+        if not reconcilable:
+            return waiting
+        return or_(
+            waiting,
+            (deliveries.c.state == DeliveryState.UNKNOWN.value)
+            & deliveries.c.platform.in_(list(reconcilable)),
+        )
+
+    def claim_due(
+        self,
+        worker: str,
+        *,
+        now: datetime,
+        lease: timedelta,
+        capacity: Mapping[str, int],
+        reconcilable: Collection[str],
+    ) -> list[Delivery]:
+        wanted = {a: n for a, n in capacity.items() if n > 0}
+        if not wanted:
+            return []
+        blocked = select(account_state.c.account).where(
+            or_(account_state.c.paused_reason.is_not(None), account_state.c.blocked_until > now)
+        )
+        candidates = (
+            select(deliveries.c.id, deliveries.c.account)
+            .where(
+                self._due_condition(reconcilable),
+                deliveries.c.due_at <= now,
+                deliveries.c.account.in_(list(wanted)),
+                deliveries.c.account.not_in(blocked),
+            )
+            .order_by(deliveries.c.due_at, deliveries.c.id)
+            .limit(sum(wanted.values()) * 4)
+        )
+        if not self.is_sqlite:
+            candidates = candidates.with_for_update(skip_locked=True)
+        with self._write() as conn:
+            chosen: list[int] = []
+            left = dict(wanted)
+            for delivery_id, account in conn.execute(candidates):
+                if left.get(account, 0) > 0:
+                    left[account] -= 1
+                    chosen.append(delivery_id)
+            if not chosen:
+                return []
+            rows = conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(chosen))
+                .values(
+                    state=DeliveryState.PUBLISHING.value,
+                    worker=worker,
+                    lease_until=now + lease,
+                    lease_token=deliveries.c.lease_token + 1,
+                    updated_at=now,
+                )
+                .returning(*deliveries.c)
+            ).mappings()
+            claimed = [_delivery(r) for r in rows]
+        claimed.sort(key=lambda d: (d.due_at, d.id))
+        return claimed
+
+    def next_due(
+        self, *, accounts: Collection[str], reconcilable: Collection[str]
+    ) -> datetime | None:
+        with self._read() as conn:
+            return conn.execute(
+                select(deliveries.c.due_at)
+                .where(
+                    self._due_condition(reconcilable),
+                    deliveries.c.account.in_(list(accounts)),
+                )
+                .order_by(deliveries.c.due_at)
+                .limit(1)
+            ).scalar()
+
+    def _owned(self, delivery: Delivery) -> Any:
+        return (
+            (deliveries.c.id == delivery.id)
+            & (deliveries.c.worker == delivery.worker)
+            & (deliveries.c.lease_token == delivery.lease_token)
+            & (deliveries.c.state == DeliveryState.PUBLISHING.value)
+        )
+
+    def start_attempt(self, delivery: Delivery, *, now: datetime) -> Attempt | None:
+        with self._write() as conn:
+            number = conn.execute(
+                update(deliveries)
+                .where(self._owned(delivery))
+                .values(attempts=deliveries.c.attempts + 1, updated_at=now)
+                .returning(deliveries.c.attempts)
+            ).scalar()
+            if number is None:
+                return None
+            values = {
+                "delivery_id": delivery.id,
+                "post_id": delivery.post_id,
+                "account": delivery.account,
+                "number": number,
+                "started_at": now,
+                "outcome": Outcome.PENDING.value,
+                "idempotency_key": delivery.idempotency_key,
+                "worker": delivery.worker or "",
+            }
+            row = conn.execute(insert(attempts).values(**values).returning(*attempts.c)).mappings()
+            return _attempt(row.one())
+
+    def finish_attempt(
+        self,
+        attempt_id: int,
+        outcome: Outcome,
+        *,
+        now: datetime,
+        http_status: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        with self._write() as conn:
+            started = conn.execute(
+                select(attempts.c.started_at).where(attempts.c.id == attempt_id)
+            ).scalar_one()
+            conn.execute(
+                update(attempts)
+                .where(attempts.c.id == attempt_id)
+                .values(
+                    outcome=outcome.value,
+                    finished_at=now,
+                    http_status=http_status,
+                    message=message,
+                    duration_ms=max(0, int((now - started).total_seconds() * 1000)),
+                )
+            )
+
+    def settle(
+        self,
+        delivery: Delivery,
+        state: DeliveryState,
+        *,
+        now: datetime,
+        due_at: datetime | None = None,
+        remote_id: str | None = None,
+        remote_url: str | None = None,
+        error: str | None = None,
+        uncertain: bool | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {
+            "state": state.value,
+            "updated_at": now,
+            "lease_until": None,
+            "worker": None,
+            "error": error,
+        }
+        if due_at is not None:
+            values["due_at"] = due_at
+        if remote_id is not None:
+            values["remote_id"] = remote_id
+            values["remote_url"] = remote_url
+        if state is DeliveryState.PUBLISHED:
+            values["published_at"] = now
+            values["uncertain"] = False
+        if uncertain is not None:
+            values["uncertain"] = uncertain
+        with self._write() as conn:
+            result = conn.execute(update(deliveries).where(self._owned(delivery)).values(**values))
+            return result.rowcount == 1
+
+    def extend_leases(self, worker: str, delivery_ids: Collection[int], until: datetime) -> None:
+        if not delivery_ids:
+            return
+        with self._write() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_(list(delivery_ids)),
+                    deliveries.c.worker == worker,
+                    deliveries.c.state == DeliveryState.PUBLISHING.value,
+                )
+                .values(lease_until=until)
+            )
+
+    def reap_expired(self, *, now: datetime, worker: str | None = None) -> int:
+        condition = deliveries.c.state == DeliveryState.PUBLISHING.value
+        if worker is not None:
+            condition = condition & (deliveries.c.worker == worker)
+        else:
+            condition = condition & (deliveries.c.lease_until < now)
+        with self._write() as conn:
+            rows = conn.execute(
+                select(deliveries.c.id, deliveries.c.lease_token).where(condition)
+            ).all()
+            for delivery_id, token in rows:
+                pending = conn.execute(
+                    update(attempts)
+                    .where(
+                        attempts.c.delivery_id == delivery_id,
+                        attempts.c.outcome == Outcome.PENDING.value,
+                    )
+                    .values(
+                        outcome=Outcome.CRASHED.value,
+                        finished_at=now,
+                        message=_("the worker stopped while the request was in flight"),
+                    )
+                ).rowcount
+                in_flight = pending > 0
+                conn.execute(
+                    update(deliveries)
+                    .where(deliveries.c.id == delivery_id, deliveries.c.lease_token == token)
+                    .values(
+                        state=(
+                            DeliveryState.UNKNOWN.value
+                            if in_flight
+                            else DeliveryState.RETRYING.value
+                        ),
+                        uncertain=True if in_flight else deliveries.c.uncertain,
+                        due_at=now,
+                        worker=None,
+                        lease_until=None,
+                        updated_at=now,
+                        error=(
+                            _("the daemon stopped while publishing; checking the platform")
+                            if in_flight
+                            else None
+                        ),
+                    )
+                )
+            return len(rows)
+
+    # -- accounts and daemons ---------------------------------------------------------
+    def account_states(self) -> dict[str, AccountState]:
+        with self._read() as conn:
+            rows = conn.execute(select(account_state)).mappings()
+            return {
+                r["account"]: AccountState(
+                    account=r["account"],
+                    paused_reason=r["paused_reason"],
+                    paused_at=r["paused_at"],
+                    blocked_until=r["blocked_until"],
+                    text_limit=r["text_limit"],
+                )
+                for r in rows
+            }
+
+    def _upsert_account(self, conn: Connection, account: str, now: datetime, **values: Any) -> None:
+        done = conn.execute(
+            update(account_state)
+            .where(account_state.c.account == account)
+            .values(updated_at=now, **values)
+        ).rowcount
+        if not done:
+            conn.execute(insert(account_state).values(account=account, updated_at=now, **values))
+
+    def pause_account(self, account: str, reason: str, *, now: datetime) -> None:
+        with self._write() as conn:
+            self._upsert_account(conn, account, now, paused_reason=reason, paused_at=now)
+
+    def resume_account(self, account: str, *, now: datetime) -> bool:
+        with self._write() as conn:
+            return bool(
+                conn.execute(
+                    update(account_state)
+                    .where(
+                        account_state.c.account == account,
+                        account_state.c.paused_reason.is_not(None),
+                    )
+                    .values(paused_reason=None, paused_at=None, updated_at=now)
+                ).rowcount
+            )
+
+    def block_account(self, account: str, until: datetime, *, now: datetime) -> None:
+        with self._write() as conn:
+            self._upsert_account(conn, account, now, blocked_until=until)
+
+    def set_text_limit(self, account: str, limit: int, *, now: datetime) -> None:
+        with self._write() as conn:
+            self._upsert_account(conn, account, now, text_limit=limit)
+
+    def heartbeat(self, info: DaemonInfo) -> None:
+        values = {
+            "host": info.host,
+            "pid": info.pid,
+            "version": info.version,
+            "started_at": info.started_at,
+            "heartbeat_at": info.heartbeat_at,
+            "in_hand": info.in_hand,
+        }
+        with self._write() as conn:
+            done = conn.execute(
+                update(daemons).where(daemons.c.worker == info.worker).values(**values)
+            ).rowcount
+            if not done:
+                conn.execute(insert(daemons).values(worker=info.worker, **values))
+
+    def remove_daemon(self, worker: str) -> None:
+        with self._write() as conn:
+            conn.execute(delete(daemons).where(daemons.c.worker == worker))
+
+    def daemons(self) -> list[DaemonInfo]:
+        with self._read() as conn:
+            rows = conn.execute(select(daemons).order_by(daemons.c.started_at)).mappings()
+            return [
+                DaemonInfo(
+                    worker=r["worker"],
+                    host=r["host"],
+                    pid=r["pid"],
+                    version=r["version"],
+                    started_at=r["started_at"],
+                    heartbeat_at=r["heartbeat_at"],
+                    in_hand=r["in_hand"],
+                )
+                for r in rows
+            ]
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file behind a ``sqlite:///`` URL, if any."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("///", 1)[-1].split("?", 1)[0]
+    return None if not path or path == ":memory:" else Path(os.path.expanduser(path))
