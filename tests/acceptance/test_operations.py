@@ -1,0 +1,100 @@
+"""What admins rely on: systemd notifications, exit codes, bad input writing nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import socket
+from pathlib import Path
+
+from tests.acceptance.conftest import SITE, Workspace
+from tests.fakes.mastodon import MastodonFake
+from tests.fakes.server import status
+
+
+def test_daemon_speaks_the_systemd_notify_protocol(workspace: Workspace, tmp_path: Path) -> None:
+    """READY=1 once started, WATCHDOG=1 at half of WatchdogSec, STOPPING=1 on
+    SIGTERM, then exit code 0."""
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    sock.settimeout(30)
+    workspace.env.update(NOTIFY_SOCKET=address, WATCHDOG_USEC="1000000")
+    daemon = workspace.start_daemon()
+    try:
+        seen: list[str] = []
+
+        def receive_until(wanted: str) -> None:
+            while not any(wanted in m for m in seen):
+                seen.append(sock.recv(4096).decode())
+
+        receive_until("READY=1")
+        receive_until("WATCHDOG=1")
+        daemon.send_signal(signal.SIGTERM)
+        receive_until("STOPPING=1")
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        sock.close()
+
+
+def test_daemon_once_exits_1_when_a_delivery_failed(
+    workspace: Workspace, mastodon: MastodonFake
+) -> None:
+    """A post the platform rejects fails; `daemon --once` says so with exit 1,
+    and `status` lists the failure with the platform's message."""
+    mastodon.inject(
+        status(422, {"error": "Validation failed: Text character limit of 500 exceeded"}),
+        route="POST /api/v1/statuses",
+    )
+    workspace.run("enqueue", "--text", "Hallo", "--link", f"{SITE}/a", "--to", "mastodon")
+    result = workspace.run("daemon", "--once", check=False)
+    assert result.returncode == 1, result.stderr
+    problems = workspace.json("status")["problems"]
+    assert [p["state"] for p in problems] == ["failed"]
+    assert "character limit" in problems[0]["error"]
+
+
+def test_daemon_once_exits_0_when_everything_was_published(
+    workspace: Workspace, mastodon: MastodonFake
+) -> None:
+    """Everything due is published once; exit code 0; nothing left due."""
+    workspace.run("enqueue", "--text", "Hallo Welt", "--link", f"{SITE}/b")
+    assert workspace.run("daemon", "--once", check=False).returncode == 0
+    assert len(mastodon.statuses_containing(f"{SITE}/b")) == 1
+    assert workspace.json("status")["counts"]["published"] == 2  # mastodon + website
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(workspace: Workspace) -> None:
+    """Each refused input prints one line naming the problem, exits 2, and leaves
+    the database file byte for byte unchanged."""
+    db = workspace.root / "crosspost.db"
+    post = workspace.root / "post.md"
+    post.write_text('+++\ntitle = "x"\nlink = "https://evil.example/x"\n+++\nText\n')
+    long_post = workspace.root / "long.md"
+    long_post.write_text('+++\naccounts = ["mastodon"]\n+++\n' + "ä" * 600 + "\n")
+    cases = [
+        (["enqueue", str(post)], "evil.example"),
+        (["enqueue", str(long_post)], "mastodon"),
+        (["enqueue", "--text", "x", "--to", "nope"], "nope"),
+        (["enqueue", "--text", "x", "--at", "2026-03-29 02:30"], "02:30"),
+        (["enqueue", "--text", "x", "--category", "unbekannt"], "unbekannt"),
+        (["enqueue", str(workspace.root / "missing.md")], "missing.md"),
+        (["show", "999"], "999"),
+        (["enqueue"], "--text"),
+    ]
+    workspace.run("status")  # let SQLite settle its WAL before taking the digest
+    before = _digest(db)
+    for args, needle in cases:
+        result = workspace.run(*args, check=False)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1, (args, result.stderr)
+        assert needle in lines[0], (args, lines[0])
+        assert "Traceback" not in result.stderr
+        assert _digest(db) == before, args
+    # 600 umlauts + a blank line + the link (every URL counts 23 on Mastodon)
+    assert "625 of 500" in workspace.run("enqueue", str(long_post), check=False).stderr
