@@ -1,0 +1,296 @@
+"""Mastodon: one status per delivery, images with alt text, never twice.
+
+``POST /api/v1/statuses`` carries an ``Idempotency-Key`` derived from the
+delivery, so a resend after a lost answer returns the status the first request
+created (Mastodon keeps keys for an hour). Past that window,
+:meth:`MastodonAdapter.find_existing` looks the status up among the account's
+recent ones. Images go up first through ``POST /api/v2/media`` with the alt
+text as ``description``; while the instance is still processing one (202, then
+206 on ``GET /api/v1/media/:id``) the adapter polls with a bounded backoff.
+
+The instance's ``configuration.statuses.max_characters`` (``GET
+/api/v2/instance``) is the text limit unless the account sets ``max_characters``.
+Rate limits come as ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` (ISO 8601).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from crosspost.adapters._http import HttpClient, header_reset_parser
+from crosspost.adapters.base import Adapter
+from crosspost.config import MastodonAccount
+from crosspost.exceptions import AuthError, Rejected, Transient, UnknownOutcome
+from crosspost.i18n import _
+from crosspost.models import AccountInfo, Media, PublishRequest, PublishResult
+
+_SAFE_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+def idempotency_header(key: str) -> str:
+    """The ``Idempotency-Key`` for a delivery: the key itself if header-safe, else its hash."""
+    if _SAFE_KEY.fullmatch(key):
+        return key
+    return "sha256-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class MastodonAdapter(Adapter):
+    platform = "mastodon"
+    idempotent_resend = True
+    can_reconcile = True
+
+    #: polling a processing image: first wait, longest wait, and the whole budget (seconds)
+    media_poll_first = 0.1
+    media_poll_max = 2.0
+    media_poll_budget = 60.0
+    #: statuses looked at when reconciling (the API's maximum page)
+    recent_limit = 40
+    #: statuses older than the delivery by more than this are never taken for it (clock skew)
+    reconcile_skew = timedelta(minutes=5)
+
+    config: MastodonAccount
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.config, MastodonAccount):
+            raise TypeError("MastodonAdapter needs a MastodonAccount")
+        self._http: HttpClient | None = None
+        self._limit: int | None = self.config.max_characters
+        self._account_id: str | None = None
+
+    @property
+    def http(self) -> HttpClient:
+        if self._http is None:
+            if self._secret is None:
+                raise AuthError(_("accounts.{account}: no access token").format(account=self.name))
+            token = self._secret.get_secret_value()
+            self._http = HttpClient(
+                self.config.api_url,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+                transport=self._transport,
+                timeout=self._timeout,
+                secrets=[token],
+                reset_parser=header_reset_parser("X-RateLimit-Remaining", "X-RateLimit-Reset"),
+            )
+        return self._http
+
+    async def open(self) -> None:
+        """Learn the instance's character limit, unless the account sets one."""
+        if self.config.max_characters is not None:
+            return
+        try:
+            response = await self.http.request("GET", "/api/v2/instance")
+        except Rejected:
+            return  # an instance without /api/v2/instance (before 4.0): keep the default
+        limit = _dig(_json(response), "configuration", "statuses", "max_characters")
+        if isinstance(limit, int) and limit > 0:
+            self._limit = limit
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    def text_limit(self) -> int | None:
+        return self._limit
+
+    async def publish(self, request: PublishRequest) -> PublishResult:
+        media_ids = [await self._upload(media) for media in request.media]
+        body: dict[str, Any] = {
+            "status": request.text,
+            "visibility": self.config.visibility,
+            "language": self.config.language,
+        }
+        if media_ids:
+            body["media_ids"] = media_ids
+        response = await self.http.request(
+            "POST",
+            "/api/v1/statuses",
+            json=body,
+            headers={"Idempotency-Key": idempotency_header(request.idempotency_key)},
+        )
+        status = _json(response)
+        result = _result(status)
+        if result is None:
+            raise UnknownOutcome(
+                _("POST /api/v1/statuses: the answer names no status (HTTP {status})").format(
+                    status=response.status_code
+                ),
+                http_status=response.status_code,
+            )
+        return result
+
+    async def _upload(self, media: Media) -> str:
+        try:
+            data = await asyncio.to_thread(media.path.read_bytes)
+        except OSError as exc:
+            raise Rejected(
+                _("{path}: cannot read the image: {reason}").format(
+                    path=media.path, reason=exc.strerror or exc
+                ),
+                sent=False,
+            ) from exc
+        try:
+            response = await self.http.request(
+                "POST",
+                "/api/v2/media",
+                files={"file": (media.path.name, data, media.mime)},
+                data={"description": media.alt},
+            )
+        except UnknownOutcome as exc:
+            # An attachment no status uses is invisible and expires: uploading again is safe.
+            raise Transient(exc.message) from exc
+        attachment = _json(response)
+        media_id = _dig(attachment, "id")
+        if not isinstance(media_id, (str, int)):
+            raise Transient(_("POST /api/v2/media: the answer names no attachment"))
+        if response.status_code == 202 or _dig(attachment, "url") is None:
+            await self._wait_processed(str(media_id))
+        return str(media_id)
+
+    async def _wait_processed(self, media_id: str) -> None:
+        wait, waited = self.media_poll_first, 0.0
+        while True:
+            response = await self.http.request("GET", f"/api/v1/media/{quote(media_id, safe='')}")
+            if response.status_code != 206:
+                return
+            if waited >= self.media_poll_budget:
+                raise Transient(
+                    _("image {id} still processing after {seconds:.0f} s").format(
+                        id=media_id, seconds=waited
+                    )
+                )
+            await asyncio.sleep(wait)
+            waited += wait
+            wait = min(wait * 2, self.media_poll_max)
+
+    async def find_existing(self, request: PublishRequest) -> PublishResult | None:
+        """The status for this delivery among the account's recent ones, if it landed."""
+        account_id = await self._own_account_id()
+        response = await self.http.request(
+            "GET",
+            f"/api/v1/accounts/{quote(account_id, safe='')}/statuses",
+            params={"limit": self.recent_limit, "exclude_reblogs": "true"},
+        )
+        statuses = _json(response)
+        if not isinstance(statuses, list):
+            raise Transient(_("the list of recent statuses is not readable"))
+        wanted = normalise(request.text)
+        earliest = request.created_at - self.reconcile_skew
+        for status in statuses:
+            if not isinstance(status, dict):
+                continue
+            created = _parse_time(status.get("created_at"))
+            if created is not None and created < earliest:
+                continue
+            text, links = html_to_text(str(status.get("content") or ""))
+            if request.link and request.link not in links and request.link not in text:
+                continue
+            if normalise(text) == wanted or normalise(str(status.get("text") or "")) == wanted:
+                return _result(status)
+        return None
+
+    async def delete(self, remote_id: str) -> None:
+        # 404: already gone, which is what retracting wants.
+        await self.http.request(
+            "DELETE", f"/api/v1/statuses/{quote(remote_id, safe='')}", ok=(404,)
+        )
+
+    async def verify(self) -> AccountInfo:
+        account = _json(await self.http.request("GET", "/api/v1/accounts/verify_credentials"))
+        acct, url, account_id = _dig(account, "acct"), _dig(account, "url"), _dig(account, "id")
+        if not isinstance(acct, str) or not isinstance(account_id, (str, int)):
+            raise Transient(_("verify_credentials names no account"))
+        self._account_id = str(account_id)
+        host = urlsplit(url).hostname if isinstance(url, str) else None
+        handle = f"@{acct}" if "@" in acct or not host else f"@{acct}@{host}"
+        display = _dig(account, "display_name")
+        return AccountInfo(
+            name=handle,
+            url=url if isinstance(url, str) else None,
+            detail=display if isinstance(display, str) and display else None,
+        )
+
+    async def _own_account_id(self) -> str:
+        if self._account_id is None:
+            await self.verify()
+        assert self._account_id is not None
+        return self._account_id
+
+
+class _TextExtractor(HTMLParser):
+    """Status HTML back to text: paragraphs and line breaks kept, link targets collected."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "br":
+            self.parts.append("\n")
+        elif tag == "p" and self.parts:
+            self.parts.append("\n\n")
+        elif tag == "a":
+            self.links.extend(value for name, value in attrs if name == "href" and value)
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_to_text(content: str) -> tuple[str, list[str]]:
+    """The plain text of a status's HTML ``content`` and the links in it."""
+    parser = _TextExtractor()
+    parser.feed(content)
+    parser.close()
+    return "".join(parser.parts), parser.links
+
+
+def normalise(text: str) -> str:
+    """Text compared for reconciliation: NFC, whitespace runs as one space."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _result(status: Any) -> PublishResult | None:
+    status_id = _dig(status, "id")
+    if not isinstance(status_id, (str, int)) or status_id == "":
+        return None
+    url = _dig(status, "url")
+    return PublishResult(remote_id=str(status_id), remote_url=url if isinstance(url, str) else None)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+ADAPTER = MastodonAdapter
