@@ -12,16 +12,23 @@ uses absolute paths (docs/admin.md).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import stat
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from crosspost.exceptions import ConfigError
 from crosspost.i18n import _
@@ -42,7 +49,13 @@ class _Section(BaseModel):
 
 
 def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        # A name such as 127.attacker.example only looks like a loopback address.
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class SiteConfig(_Section):
@@ -101,6 +114,13 @@ class DaemonConfig(_Section):
     http_timeout: float = Field(default=30.0, gt=0, le=600)
     #: how often paused accounts are checked again (seconds)
     resume_check_interval: float = Field(default=900.0, gt=0)
+    #: private files of the daemon (platform sessions, rotated refresh tokens), 0700;
+    #: default: $STATE_DIRECTORY (systemd) or queue/state
+    state_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("STATE_DIRECTORY", "queue/state"))
+    )
+    #: warn in status and accounts check this many days before a token expires
+    token_expiry_warning_days: int = Field(default=14, ge=0, le=365)
 
 
 class AccountBase(_Section):
@@ -112,11 +132,20 @@ class AccountBase(_Section):
     token_env: str | None = None
     token_file: Path | None = None
     concurrency: int | None = Field(default=None, ge=1, le=64)
+    #: when the token expires, if the platform does not tell (LinkedIn tokens last 60 days)
+    token_expires_at: datetime | None = None
 
     #: the platform's public API, used when base_url is not set
     default_base_url: ClassVar[str | None] = None
     #: whether the account needs a secret at all
     needs_secret: ClassVar[bool] = True
+
+    @field_validator("token_expires_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
     @field_validator("base_url")
     @classmethod
@@ -234,7 +263,11 @@ class LinkedInAccount(AccountBase):
 
 class XAccount(AccountBase):
     platform: Literal["x"]
+    #: OAuth 2 refresh token (rotated by X on every refresh; the daemon keeps the
+    #: newest one in its state_dir and reads this file only to start)
     refresh_token_file: Path | None = None
+    #: the OAuth 2 app's client id, needed to refresh
+    client_id: str | None = None
     default_base_url: ClassVar[str | None] = "https://api.x.com"
 
 
@@ -359,6 +392,11 @@ def load_settings(path: Path) -> Settings:
         settings = Settings(**data)
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(path, exc)) from None
+    except SettingsError as exc:
+        # A CROSSPOST_<SECTION> variable holding a table or list that is not JSON.
+        raise ConfigError(
+            _("environment: {reason}; a table or list must be given as JSON").format(reason=exc)
+        ) from None
     _check_references(path, settings)
     return settings
 
@@ -366,7 +404,12 @@ def load_settings(path: Path) -> Settings:
 def describe_validation_error(path: Path | str, exc: ValidationError) -> str:
     """One line for the first problem: file, dotted key, what is wrong, how to fix it."""
     error = exc.errors()[0]
-    key = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
+    loc = list(error["loc"])
+    # pydantic puts the platform tag after the account's name: accounts.<name>.<tag>.<key>.
+    # Only that position is dropped, so an account named "mastodon" keeps its name.
+    if len(loc) > 2 and loc[0] == "accounts" and _is_union_tag(loc[2]):
+        del loc[2]
+    key = ".".join(str(part) for part in loc)
     kind = error["type"]
     if kind == "missing":
         fix = _("the key is required; add it")

@@ -237,13 +237,18 @@ class Daemon:
         log.info("stopped", worker=self.worker)
 
     def _exit_code(self) -> int:
+        """``--once``: 1 if anything failed, is unknown, or an account had to be paused."""
         if not self.once:
             return 0
         bad = self.outcomes.get(DeliveryState.FAILED, 0) + self.outcomes.get(
             DeliveryState.UNKNOWN, 0
         )
         unknown_left = self.store.counts().get(DeliveryState.UNKNOWN, 0)
-        return 1 if bad or unknown_left else 0
+        paused = any(
+            state.paused_reason and name in self.adapters
+            for name, state in self.store.account_states().items()
+        )
+        return 1 if bad or unknown_left or paused else 0
 
     # -- the loops ---------------------------------------------------------------------
     async def _run_once(self) -> None:

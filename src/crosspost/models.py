@@ -6,6 +6,7 @@ Records are frozen; the store hands out new ones instead of mutating.
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -170,6 +171,13 @@ class Attempt:
     duration_ms: int | None = None
 
 
+Checkpoint = Callable[[Mapping[str, str]], Awaitable[None]]
+
+
+async def _no_checkpoint(progress: Mapping[str, str]) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class PublishRequest:
     """Everything an adapter needs to publish one delivery."""
@@ -183,6 +191,15 @@ class PublishRequest:
     media: tuple[Media, ...]
     idempotency_key: str
     created_at: datetime
+    #: what an earlier attempt of this delivery recorded before its request
+    #: (a Bluesky record key, a Meta container id): look it up before sending again
+    progress: Mapping[str, str] = field(default_factory=dict)
+    #: records ``progress`` durably *before* the request that depends on it; an
+    #: adapter that chooses its own remote key calls this first
+    checkpoint: Checkpoint = _no_checkpoint
+    #: the URLs under which the website publishes the media (Instagram and
+    #: Threads fetch images from a public URL), in the order of ``media``
+    media_urls: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,9 +209,22 @@ class PublishResult:
 
 
 @dataclass(frozen=True, slots=True)
+class PostMetrics:
+    """Engagement figures of one published post; None where the platform gives none."""
+
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    views: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AccountInfo:
     """What ``accounts check`` learns from a platform about a credential."""
 
     name: str  # the handle or display name on the platform
     url: str | None = None
     detail: str | None = None
+    #: when the credential stops working (Threads, LinkedIn, X), if the platform says
+    token_expires_at: datetime | None = None
+    followers: int | None = None

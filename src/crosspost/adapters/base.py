@@ -24,14 +24,19 @@ from __future__ import annotations
 
 import abc
 import importlib
+from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
+
+from crosspost.exceptions import Rejected
+from crosspost.i18n import _
 
 if TYPE_CHECKING:
     import httpx
     from pydantic import SecretStr
 
     from crosspost.config import AccountBase, Settings
-    from crosspost.models import AccountInfo, PublishRequest, PublishResult
+    from crosspost.models import AccountInfo, PostMetrics, PublishRequest, PublishResult
 
 
 class Adapter(abc.ABC):
@@ -75,8 +80,35 @@ class Adapter(abc.ABC):
         raise NotImplementedError
 
     async def delete(self, remote_id: str) -> None:
-        """Remove a published post (``crosspost retract``)."""
-        raise NotImplementedError
+        """Remove a published post (``crosspost retract``); gone already counts as done.
+
+        Raise :class:`~crosspost.exceptions.Rejected` with a clear message where the
+        platform does not allow it (e.g. Telegram after 48 hours).
+        """
+        raise Rejected(
+            _("{platform} posts cannot be deleted through crosspost").format(
+                platform=self.platform
+            )
+        )
+
+    async def metrics(self, remote_id: str) -> PostMetrics | None:
+        """Likes, reposts, replies, views of a published post; None where unavailable."""
+        return None
+
+    async def followers(self) -> int | None:
+        """The account's follower count, where the platform tells it."""
+        return None
+
+    def token_expires_at(self) -> datetime | None:
+        """When the credential expires, as learnt in ``open``/``verify`` (or configured)."""
+        return getattr(self.config, "token_expires_at", None)
+
+    @property
+    def state_dir(self) -> Path:
+        """A private folder (0700) for session files; sessions are secrets, never in the DB."""
+        folder = self.settings.daemon.state_dir / "sessions"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return folder
 
     @abc.abstractmethod
     async def verify(self) -> AccountInfo:
