@@ -16,6 +16,7 @@ Pure functions: no database, no network.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -36,8 +37,12 @@ def _ascii_host(host: str) -> str:
 def canonical_link(link: str, settings: Settings, *, where: str) -> str:
     """The post's canonical link, checked against the allowed hosts."""
     value = link or settings.site.url
-    if value != value.strip() or any(ch.isspace() for ch in value):
-        raise PostRejected(_("{where}: link: must not contain spaces").format(where=where))
+    if value != value.strip() or any(
+        ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf") for ch in value
+    ):
+        raise PostRejected(
+            _("{where}: link: must not contain spaces or invisible characters").format(where=where)
+        )
     parts = urlsplit(value)
     site_scheme = urlsplit(settings.site.url).scheme
     allowed_schemes = {"https"} if site_scheme == "https" else {"https", "http"}
@@ -65,7 +70,14 @@ def canonical_link(link: str, settings: Settings, *, where: str) -> str:
 
 def contains_link(text: str, link: str) -> bool:
     """Whether ``link`` stands in ``text`` as a whole address (not as a prefix of another)."""
-    pattern = r"(?<![\w/.:-])" + re.escape(link) + r"(?![\w/%#?&=~+-])"
+    # Not inside another URL ("?url=<link>"), and not continued by URL characters; sentence
+    # punctuation may follow, but punctuation that leads on into more of a URL (".html",
+    # ":8443/") makes it a different address.
+    pattern = (
+        r"(?<![\w/.:=?&%#~+@-])"
+        + re.escape(link)
+        + r"(?![\w/%#?&=~+-]|[.,:;!*'()\[\]@$|]+[\w/%#?&=~+-])"
+    )
     return re.search(pattern, text) is not None
 
 
@@ -89,7 +101,11 @@ def target_accounts(post: Post, settings: Settings, *, where: str) -> list[str]:
         names = list(dict.fromkeys(post.accounts))
     elif post.category is not None and post.category in settings.routing:
         # Routing is the admin's: an account disabled there is simply skipped.
-        names = [n for n in settings.routing[post.category] if settings.accounts[n].enabled]
+        names = [
+            n
+            for n in settings.routing[post.category]
+            if n not in settings.accounts or settings.accounts[n].enabled
+        ]
     else:
         names = list(settings.enabled_accounts())
     for name in names:

@@ -203,7 +203,10 @@ class AccountBase(_Section):
 
 def _read_secret_file(path: Path, account: str) -> str:
     mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO) and not os.environ.get("CREDENTIALS_DIRECTORY"):
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    # systemd's credentials folder is private to the service whatever the file's mode.
+    private = bool(creds) and path.resolve().is_relative_to(Path(creds or "/").resolve())
+    if mode & (stat.S_IRWXG | stat.S_IRWXO) and not private:
         raise ConfigError(
             _(
                 "accounts.{account}.token_file: {path} is readable by others; run: chmod 600 {path}"

@@ -58,7 +58,8 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random."""
-        ceiling = min(self.maximum, self.base * (2.0 ** max(0, attempt - 1)))
+        # The exponent is bounded: 2.0 ** 1024 overflows, and any step this large is capped anyway.
+        ceiling = min(self.maximum, self.base * (2.0 ** min(max(0, attempt - 1), 64)))
         return ceiling / 2 + self.jitter() * ceiling / 2
 
     def decide(

@@ -37,11 +37,11 @@ class Resolved:
 def resolve_wall_time(naive: datetime, zone: ZoneInfo) -> Resolved:
     """A naive wall-clock time in ``zone`` as a UTC instant (first occurrence if repeated)."""
     if naive.tzinfo is not None:
-        return Resolved(naive.astimezone(UTC))
+        return Resolved(_in_utc(naive))
     first = naive.replace(tzinfo=zone, fold=0)
     second = naive.replace(tzinfo=zone, fold=1)
     # A wall time that does not exist maps to an instant whose wall time differs.
-    back = first.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+    back = _in_utc(first).astimezone(zone).replace(tzinfo=None)
     if back != naive:
         raise TimeError(
             _(
@@ -50,7 +50,26 @@ def resolve_wall_time(naive: datetime, zone: ZoneInfo) -> Resolved:
             ).format(time=naive.isoformat(sep=" ", timespec="minutes"), zone=zone.key)
         )
     ambiguous = first.utcoffset() != second.utcoffset()
-    return Resolved(first.astimezone(UTC), ambiguous=ambiguous)
+    return Resolved(_in_utc(first), ambiguous=ambiguous)
+
+
+def _in_utc(moment: datetime, shift: timedelta = timedelta(0)) -> datetime:
+    """``moment + shift`` in UTC; a TimeError (not OverflowError) outside years 1-9999."""
+    try:
+        return (moment + shift).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise TimeError(
+            _("the time is out of range; use a date between the years 1 and 9999")
+        ) from None
+
+
+def _seconds(seconds: int) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise TimeError(
+            _("the time is out of range; use a date between the years 1 and 9999")
+        ) from None
 
 
 def parse_when(text: str, zone: ZoneInfo, now: datetime) -> Resolved:
@@ -65,7 +84,7 @@ def parse_when(text: str, zone: ZoneInfo, now: datetime) -> Resolved:
         seconds = sum(
             int(amount) * _UNITS[unit.lower()] for amount, unit in _PART.findall(relative.group(1))
         )
-        return Resolved((now + timedelta(seconds=seconds)).astimezone(UTC))
+        return Resolved(_in_utc(now, _seconds(seconds)))
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -99,5 +118,5 @@ def parse_since(text: str, zone: ZoneInfo, now: datetime) -> datetime:
     ago = _AGO.match(value)
     if ago:
         seconds = sum(int(n) * _UNITS[u.lower()] for n, u in _PART.findall(ago.group(1)))
-        return (now - timedelta(seconds=seconds)).astimezone(UTC)
+        return _in_utc(now, -_seconds(seconds))
     return parse_when(value, zone, now).at

@@ -23,6 +23,7 @@ without being sent, so nothing ever goes out before ``Retry-After`` has passed.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -56,7 +57,7 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
     value = value.strip()
     try:
         return now + timedelta(seconds=max(0.0, float(value)))
-    except ValueError:
+    except (ValueError, OverflowError):  # "soon", or "1e20"/"inf": no usable hint
         pass
     try:
         when = parsedate_to_datetime(value)
@@ -80,9 +81,12 @@ def parse_reset(value: str | None, now: datetime) -> datetime | None:
         except ValueError:
             return None
         return (when if when.tzinfo else when.replace(tzinfo=UTC)).astimezone(UTC)
-    if number > 1_000_000_000:  # epoch seconds
-        return datetime.fromtimestamp(number, UTC)
-    return now + timedelta(seconds=max(0.0, number))
+    try:
+        if number > 1_000_000_000:  # epoch seconds
+            return datetime.fromtimestamp(number, UTC)
+        return now + timedelta(seconds=max(0.0, number))
+    except (ValueError, OverflowError, OSError):  # "inf", "1e30": no usable hint
+        return None
 
 
 def platform_message(response: httpx.Response, limit: int = 300) -> str:
@@ -203,9 +207,9 @@ class HttpClient:
 
     def error_for(self, response: httpx.Response, what: str) -> PlatformError:
         status = response.status_code
-        message = _("{what}: {status} {text}").format(
-            what=what, status=status, text=self.redact(platform_message(response))
-        )
+        # Redact before shortening, so a secret at the cut is not left half-visible.
+        full = self.redact(platform_message(response, limit=sys.maxsize))
+        message = _("{what}: {status} {text}").format(what=what, status=status, text=full[:300])
         if status in (401, 403):
             return AuthError(message, http_status=status)
         if status == 429:
