@@ -166,8 +166,10 @@ class Store(Protocol):
         """Take back ``publishing`` rows whose lease expired (or all of ``worker``'s).
 
         A row with an attempt still ``pending`` may have reached the platform: it
-        becomes ``unknown`` (uncertain) and its attempt ``crashed``; a row with no
-        request in flight simply goes back to ``retrying``.
+        becomes ``unknown`` (uncertain) and its attempt ``crashed``. So does a row
+        whose attempt ended ``published``, ``found`` or ``unknown`` but which the
+        worker did not settle before it died. A row with no request that may have
+        landed simply goes back to ``retrying``.
         """
         ...
 

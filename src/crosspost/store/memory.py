@@ -24,6 +24,8 @@ from crosspost.models import (
 from crosspost.store.base import AccountState, DaemonInfo
 
 _WAITING = (DeliveryState.SCHEDULED, DeliveryState.RETRYING)
+#: finished attempts that may have put the post on the platform (see reap_expired)
+_MAY_HAVE_LANDED = (Outcome.PUBLISHED, Outcome.FOUND, Outcome.UNKNOWN)
 
 
 class MemoryStore:
@@ -352,7 +354,11 @@ class MemoryStore:
                     continue
                 in_flight = False
                 for a in list(self._attempts.values()):
-                    if a.delivery_id == d.id and a.outcome is Outcome.PENDING:
+                    if a.delivery_id != d.id:
+                        continue
+                    if a.outcome in _MAY_HAVE_LANDED:
+                        in_flight = True
+                    elif a.outcome is Outcome.PENDING:
                         in_flight = True
                         self._attempts[a.id] = replace(
                             a,

@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
     RowMapping,
+    and_,
+    bindparam,
+    column,
     create_engine,
     delete,
     event,
@@ -30,6 +34,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import TableClause
 
 from crosspost.exceptions import NotFound, SchemaOutdated, StoreError
 from crosspost.i18n import _
@@ -45,6 +52,7 @@ from crosspost.models import (
 )
 from crosspost.store.base import AccountState, DaemonInfo
 from crosspost.store.schema import (
+    PENDING_STATES,
     SCHEMA_REVISION,
     account_state,
     attempts,
@@ -55,6 +63,29 @@ from crosspost.store.schema import (
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 _WAITING = (DeliveryState.SCHEDULED.value, DeliveryState.RETRYING.value)
+#: finished attempts that may have put the post on the platform (see reap_expired)
+_MAY_HAVE_LANDED = (Outcome.PUBLISHED.value, Outcome.FOUND.value, Outcome.UNKNOWN.value)
+
+
+class _DueDeliveries(TableClause):
+    """``deliveries`` as the claim reads it: on SQLite, through ix_deliveries_due.
+
+    Without statistics SQLite's planner prefers ix_deliveries_state and sorts
+    every pending row, future ones included. ``INDEXED BY`` makes it walk the
+    partial due-time index in claim order, and fail loudly should a schema
+    change ever make that impossible.
+    """
+
+    inherit_cache = True
+
+
+@compiles(_DueDeliveries, "sqlite")
+def _indexed_by_due(element: _DueDeliveries, compiler: SQLCompiler, **kw: Any) -> str:
+    rendered: str = compiler.visit_table(element, **kw)  # type: ignore[no-untyped-call]
+    return f"{rendered} INDEXED BY ix_deliveries_due" if kw.get("asfrom") else rendered
+
+
+_due = _DueDeliveries("deliveries", *(column(c.name, c.type) for c in deliveries.c))
 
 
 def make_engine(url: str, *, create: bool = False) -> Engine:
@@ -293,6 +324,8 @@ class SqlStore:
                 )
                 .returning(posts.c.id)
             ).scalar_one()
+            if not rendered:
+                return int(post_id)  # executemany with no rows would insert one empty row
             conn.execute(
                 insert(deliveries),
                 [
@@ -424,14 +457,19 @@ class SqlStore:
 
     # -- the daemon -------------------------------------------------------------------
     def _due_condition(self, reconcilable: Collection[str]) -> Any:
-        waiting = deliveries.c.state.in_(_WAITING)
-        if not reconcilable:
-            return waiting
-        return or_(
-            waiting,
-            (deliveries.c.state == DeliveryState.UNKNOWN.value)
-            & deliveries.c.platform.in_(list(reconcilable)),
+        # ix_deliveries_due's own WHERE, with literal values: a partial index serves
+        # only queries that repeat its condition (bound parameters do not count).
+        indexed = _due.c.state.in_(
+            bindparam("pending_states", PENDING_STATES, expanding=True, literal_execute=True)
         )
+        waiting: ColumnElement[bool] = _due.c.state.in_(_WAITING)
+        if reconcilable:
+            waiting = or_(
+                waiting,
+                (_due.c.state == DeliveryState.UNKNOWN.value)
+                & _due.c.platform.in_(list(reconcilable)),
+            )
+        return and_(indexed, waiting)
 
     def claim_due(
         self,
@@ -445,29 +483,30 @@ class SqlStore:
         wanted = {a: n for a, n in capacity.items() if n > 0}
         if not wanted:
             return []
-        blocked = select(account_state.c.account).where(
+        held = select(account_state.c.account).where(
             or_(account_state.c.paused_reason.is_not(None), account_state.c.blocked_until > now)
         )
-        candidates = (
-            select(deliveries.c.id, deliveries.c.account)
-            .where(
-                self._due_condition(reconcilable),
-                deliveries.c.due_at <= now,
-                deliveries.c.account.in_(list(wanted)),
-                deliveries.c.account.not_in(blocked),
-            )
-            .order_by(deliveries.c.due_at, deliveries.c.id)
-            .limit(sum(wanted.values()) * 4)
-        )
-        if not self.is_sqlite:
-            candidates = candidates.with_for_update(skip_locked=True)
         with self._write() as conn:
+            held_accounts = set(conn.execute(held).scalars())
             chosen: list[int] = []
-            left = dict(wanted)
-            for delivery_id, account in conn.execute(candidates):
-                if left.get(account, 0) > 0:
-                    left[account] -= 1
-                    chosen.append(delivery_id)
+            # One query per account, so that a backlog on one account cannot fill
+            # the rows read for all of them (one bad account never stalls the others).
+            for account, n in wanted.items():
+                if account in held_accounts:
+                    continue
+                query = (
+                    select(_due.c.id)
+                    .where(
+                        self._due_condition(reconcilable),
+                        _due.c.due_at <= now,
+                        _due.c.account == account,
+                    )
+                    .order_by(_due.c.due_at, _due.c.id)
+                    .limit(n)
+                )
+                if not self.is_sqlite:
+                    query = query.with_for_update(skip_locked=True)
+                chosen.extend(conn.execute(query).scalars())
             if not chosen:
                 return []
             rows = conn.execute(
@@ -491,12 +530,9 @@ class SqlStore:
     ) -> datetime | None:
         with self._read() as conn:
             return conn.execute(
-                select(deliveries.c.due_at)
-                .where(
-                    self._due_condition(reconcilable),
-                    deliveries.c.account.in_(list(accounts)),
-                )
-                .order_by(deliveries.c.due_at)
+                select(_due.c.due_at)
+                .where(self._due_condition(reconcilable), _due.c.account.in_(list(accounts)))
+                .order_by(_due.c.due_at)
                 .limit(1)
             ).scalar()
 
@@ -626,7 +662,15 @@ class SqlStore:
                         message=_("the worker stopped while the request was in flight"),
                     )
                 ).rowcount
-                in_flight = pending > 0
+                landed = conn.execute(
+                    select(attempts.c.id)
+                    .where(
+                        attempts.c.delivery_id == delivery_id,
+                        attempts.c.outcome.in_(_MAY_HAVE_LANDED),
+                    )
+                    .limit(1)
+                ).first()
+                in_flight = pending > 0 or landed is not None
                 conn.execute(
                     update(deliveries)
                     .where(deliveries.c.id == delivery_id, deliveries.c.lease_token == token)
