@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from crosspost import __version__
-from crosspost.i18n import _
+from crosspost.i18n import _, localize_click, translate_command_help
 
 if TYPE_CHECKING:
     from crosspost.config import Settings
@@ -94,6 +94,9 @@ def _errors(app: App | None) -> Iterator[None]:
 
 
 pass_app = click.make_pass_decorator(App)
+
+
+localize_click()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -486,7 +489,9 @@ def status(app: App, as_json: bool) -> None:
         accounts = [a for a in settings.enabled_accounts()]
         due = store.next_due(accounts=accounts, reconcilable=[])
         problems = store.list_posts(states={DeliveryState.FAILED, DeliveryState.UNKNOWN}, limit=50)
-        paused = {n: st for n, st in store.account_states().items() if st.paused_reason}
+        states = store.account_states()
+        paused = {n: st for n, st in states.items() if st.paused_reason}
+        expiring = _expiring_tokens(settings, states, now)
         stale = settings.daemon.lease_seconds * 2
         daemons = [dm for dm in store.daemons() if (now - dm.heartbeat_at).total_seconds() <= stale]
         if as_json:
@@ -507,6 +512,7 @@ def status(app: App, as_json: bool) -> None:
                         if d.state in (DeliveryState.FAILED, DeliveryState.UNKNOWN)
                     ],
                     "paused_accounts": {n: st.paused_reason for n, st in paused.items()},
+                    "expiring_tokens": {n: iso(when) for n, when in expiring.items()},
                     "daemons": [
                         {
                             "worker": dm.worker,
@@ -548,6 +554,12 @@ def status(app: App, as_json: bool) -> None:
                     account=name, reason=st.paused_reason
                 )
             )
+        for name, when in expiring.items():
+            click.echo(
+                _("token of {account} expires {time}: renew it").format(
+                    account=name, time=local(when, zone)
+                )
+            )
         if daemons:
             for dm in daemons:
                 click.echo(
@@ -564,6 +576,86 @@ def status(app: App, as_json: bool) -> None:
                 )
         else:
             click.echo(_("no daemon is running"))
+
+
+def _expiring_tokens(settings: Any, states: dict[str, Any], now: Any) -> dict[str, Any]:
+    """Accounts whose credential expires within daemon.token_expiry_warning_days."""
+    from datetime import timedelta
+
+    horizon = now + timedelta(days=settings.daemon.token_expiry_warning_days)
+    found = {}
+    for name, account in settings.enabled_accounts().items():
+        state = states.get(name)
+        when = (state.token_expires_at if state else None) or account.token_expires_at
+        if when is not None and when <= horizon:
+            found[name] = when
+    return found
+
+
+@main_group.command()
+@click.argument("post_id", type=int)
+@json_option
+@pass_app
+def retract(app: App, post_id: int, as_json: bool) -> None:
+    """Delete a post everywhere it was published (and cancel what still waits)."""
+    import asyncio
+
+    from crosspost.service import retract as run_retract
+
+    with _errors(app):
+        results = asyncio.run(run_retract(app.service(), post_id))
+        if as_json:
+            echo_json([{"account": r.account, "ok": r.ok, "message": r.message} for r in results])
+        else:
+            if not results:
+                click.echo(_("post {id}: nothing to retract").format(id=post_id))
+            for r in results:
+                mark = "✓" if r.ok else "✗"
+                click.echo(f"{mark} {r.account}: {r.message}")
+        if not all(r.ok for r in results):
+            sys.exit(1)
+
+
+@main_group.group()
+def metrics() -> None:
+    """Engagement figures for the yearly evaluation."""
+
+
+@metrics.command()
+@click.option("--since", metavar="WHEN", help=_("Only posts published since (e.g. 30d)."))
+@json_option
+@pass_app
+def collect(app: App, since: str | None, as_json: bool) -> None:
+    """Fetch likes, reposts, replies, views and follower counts, and store them."""
+    import asyncio
+
+    from crosspost.clock import system_clock
+    from crosspost.exceptions import InputError
+    from crosspost.service import collect_metrics
+    from crosspost.timeparse import TimeError, parse_since
+
+    with _errors(app):
+        since_at = None
+        if since:
+            try:
+                since_at = parse_since(since, app.settings.site.zone, system_clock.now())
+            except TimeError as exc:
+                raise InputError(_("--since: {problem}").format(problem=exc)) from None
+
+        def progress(done: int, total: int) -> None:
+            if not as_json and sys.stderr.isatty():
+                click.echo(f"\r{done}/{total}", nl=False, err=True)
+
+        results = asyncio.run(collect_metrics(app.service(), since=since_at, progress=progress))
+        if not as_json and sys.stderr.isatty():
+            click.echo(err=True)
+        if as_json:
+            echo_json([{"account": r.account, "ok": r.ok, "message": r.message} for r in results])
+        else:
+            for r in results:
+                click.echo(f"{'✓' if r.ok else '✗'} {r.account}: {r.message}")
+        if not all(r.ok for r in results):
+            sys.exit(1)
 
 
 # -- accounts -------------------------------------------------------------------------------
@@ -608,6 +700,7 @@ def accounts(ctx: click.Context, as_json: bool) -> None:
 def check(app: App, as_json: bool) -> None:
     """Verify every enabled account's credential against its platform."""
     import asyncio
+    from datetime import timedelta
 
     from crosspost.adapters.base import build_adapter
     from crosspost.clock import system_clock
@@ -628,8 +721,22 @@ def check(app: App, as_json: bool) -> None:
             except CrosspostError as exc:
                 entry.update(ok=False, error=exc.message)
             else:
-                entry.update(ok=True, name=info.name, url=info.url, detail=info.detail)
-                if store.resume_account(name, now=system_clock.now()):
+                now = system_clock.now()
+                expires = info.token_expires_at or adapter.token_expires_at()
+                entry.update(
+                    ok=True,
+                    name=info.name,
+                    url=info.url,
+                    detail=info.detail,
+                    token_expires_at=expires.isoformat() if expires else None,
+                )
+                if expires is not None:
+                    store.set_token_expiry(name, expires, now=now)
+                    if expires - now <= timedelta(days=settings.daemon.token_expiry_warning_days):
+                        entry["warning"] = _("the token expires {time}: renew it").format(
+                            time=expires.astimezone(settings.site.zone).strftime("%Y-%m-%d")
+                        )
+                if store.resume_account(name, now=now):
                     entry["resumed"] = True
             results.append(entry)
         return results
@@ -644,6 +751,8 @@ def check(app: App, as_json: bool) -> None:
                     line = _("{account}: OK ({name})").format(account=r["account"], name=r["name"])
                     if r.get("resumed"):
                         line += " " + _("— resumed")
+                    if r.get("warning"):
+                        line += " — " + r["warning"]
                 else:
                     line = _("{account}: FAILED: {error}").format(
                         account=r["account"], error=r["error"]
@@ -730,3 +839,6 @@ def main() -> None:
             err=True,
         )
         sys.exit(1)
+
+
+translate_command_help(main_group)

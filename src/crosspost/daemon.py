@@ -197,6 +197,13 @@ class Daemon:
                 limit = adapter.text_limit()
                 if limit is not None:
                     await self.db(self.store.set_text_limit, name, limit, now=self.clock.now())
+                expires = adapter.token_expires_at()
+                if expires is not None:
+                    await self.db(self.store.set_token_expiry, name, expires, now=self.clock.now())
+                    if expires - self.clock.now() <= timedelta(
+                        days=self.settings.daemon.token_expiry_warning_days
+                    ):
+                        log.warning("token_expiring", account=name, expires_at=expires.isoformat())
         await self._check_paused_accounts()
         log.info(
             "started",

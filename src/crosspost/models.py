@@ -150,6 +150,8 @@ class Delivery:
     uncertain: bool = False
     updated_at: datetime | None = None
     published_at: datetime | None = None
+    #: what the adapter recorded before its request (see PublishRequest.progress)
+    progress: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
@@ -26,7 +27,14 @@ from crosspost.exceptions import (
     UnknownOutcome,
 )
 from crosspost.i18n import _
-from crosspost.models import Delivery, DeliveryState, Outcome, PublishRequest, PublishResult
+from crosspost.models import (
+    Delivery,
+    DeliveryState,
+    Outcome,
+    PublishRequest,
+    PublishResult,
+    StoredPost,
+)
 from crosspost.observability import EventLogger
 from crosspost.retry import Action, RetryDecision, RetryPolicy
 from crosspost.store.base import Store
@@ -82,11 +90,24 @@ class Publisher:
         self.max_inline_wait = max_inline_wait
         self.db = db
         self.stopping = stopping or asyncio.Event()
+        #: the public URLs of a post's images (Instagram and Threads fetch them)
+        self.media_urls: Callable[[StoredPost], tuple[str, ...]] = lambda post: ()
 
     async def publish(self, delivery: Delivery) -> DeliveryState | None:
         """Publish one claimed delivery; return its new state (None if the lease was lost)."""
         adapter = self.adapters[delivery.account]
         post = await self.db(self.store.get_post, delivery.post_id)
+        state = _Progress(uncertain=delivery.uncertain, progress=delivery.progress)
+
+        async def checkpoint(progress: Mapping[str, str]) -> None:
+            """Persist the adapter's progress before the request that depends on it."""
+            saved = await self.db(
+                self.store.save_progress, delivery, progress, now=self.clock.now()
+            )
+            if not saved:
+                raise LeaseLost
+            state.progress = dict(progress)
+
         request = PublishRequest(
             delivery_id=delivery.id,
             post_id=delivery.post_id,
@@ -97,8 +118,9 @@ class Publisher:
             media=post.media,
             idempotency_key=delivery.idempotency_key,
             created_at=post.created_at,
+            checkpoint=checkpoint,
+            media_urls=self.media_urls(post),
         )
-        state = _Progress(uncertain=delivery.uncertain)
         safe = adapter.idempotent_resend or adapter.can_reconcile
         retrying = AsyncRetrying(
             retry=lambda rs: self._should_retry(rs, state, safe),
@@ -131,6 +153,7 @@ class Publisher:
         if attempt is None:
             raise LeaseLost
         state.attempt = attempt.number
+        request = replace(request, progress=dict(state.progress))
         started = time.monotonic()
         try:
             if state.uncertain and adapter.can_reconcile:
@@ -331,8 +354,9 @@ class Publisher:
 class _Progress:
     """What one publish call has learnt so far (shared with tenacity's callbacks)."""
 
-    def __init__(self, *, uncertain: bool) -> None:
+    def __init__(self, *, uncertain: bool, progress: Mapping[str, str]) -> None:
         self.uncertain = uncertain
+        self.progress = dict(progress)
         self.attempt = 0
         self.decision: RetryDecision | None = None
         self.error: PlatformError | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -164,3 +164,122 @@ class Crosspost:
 
 def delivery_sort_key(d: Delivery) -> tuple[str, int]:
     return (d.account, d.id)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountOutcome:
+    """What an operation did on one account (retract, metrics)."""
+
+    account: str
+    ok: bool
+    message: str
+
+
+async def retract(service: Crosspost, post_id: int) -> list[AccountOutcome]:
+    """Delete a post everywhere it was published; cancel what is still waiting."""
+    from crosspost.adapters.base import build_adapter
+    from crosspost.exceptions import CrosspostError
+
+    store, now = service.store, service.clock.now()
+    deliveries = store.deliveries_of(post_id)
+    if not deliveries:
+        store.get_post(post_id)  # NotFound for a post that does not exist
+    results: list[AccountOutcome] = []
+    waiting = [d for d in deliveries if d.state.is_pending or d.state is DeliveryState.UNKNOWN]
+    if waiting:
+        store.cancel(post_id, now=now)
+        for d in waiting:
+            note = _("cancelled before publication")
+            if d.state is DeliveryState.UNKNOWN:
+                note = _("cancelled; it may be on the platform already — check it there")
+            results.append(AccountOutcome(d.account, d.state is not DeliveryState.UNKNOWN, note))
+    for d in deliveries:
+        if d.state is DeliveryState.PUBLISHING:
+            results.append(
+                AccountOutcome(
+                    d.account, False, _("being published right now; run retract again shortly")
+                )
+            )
+        if d.state is not DeliveryState.PUBLISHED or d.remote_id is None:
+            continue
+        if d.account not in service.settings.accounts:
+            results.append(
+                AccountOutcome(d.account, False, _("the account is no longer configured"))
+            )
+            continue
+        try:
+            adapter = build_adapter(d.account, service.settings)
+            try:
+                await adapter.delete(d.remote_id)
+            finally:
+                await adapter.aclose()
+        except CrosspostError as exc:
+            results.append(AccountOutcome(d.account, False, exc.message))
+            continue
+        store.mark_retracted(d.id, now=service.clock.now())
+        results.append(AccountOutcome(d.account, True, _("deleted")))
+    return results
+
+
+async def collect_metrics(
+    service: Crosspost,
+    *,
+    since: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[AccountOutcome]:
+    """Fetch engagement of published posts and follower counts, and store them."""
+    from crosspost.adapters.base import build_adapter
+    from crosspost.exceptions import CrosspostError, RateLimited
+
+    store = service.store
+    published = [
+        d for d in store.published(since=since) if d.account in service.settings.enabled_accounts()
+    ]
+    by_account: dict[str, list[Delivery]] = {}
+    for d in published:
+        by_account.setdefault(d.account, []).append(d)
+    results: list[AccountOutcome] = []
+    done = 0
+    total = len(published)
+    for name in service.settings.enabled_accounts():
+        collected = 0
+        try:
+            adapter = build_adapter(name, service.settings)
+        except CrosspostError as exc:
+            results.append(AccountOutcome(name, False, exc.message))
+            done += len(by_account.get(name, []))
+            continue
+        try:
+            followers = await adapter.followers()
+            if followers is not None:
+                store.record_followers(name, followers, now=service.clock.now())
+            for d in by_account.get(name, []):
+                metrics = await adapter.metrics(d.remote_id or "")
+                if metrics is not None:
+                    store.record_metrics(d, metrics, now=service.clock.now())
+                    collected += 1
+                done += 1
+                if progress:
+                    progress(done, total)
+        except RateLimited as exc:
+            results.append(
+                AccountOutcome(
+                    name, False, _("rate limited; try later: {reason}").format(reason=exc.message)
+                )
+            )
+            continue
+        except CrosspostError as exc:
+            results.append(AccountOutcome(name, False, exc.message))
+            continue
+        finally:
+            await adapter.aclose()
+        results.append(
+            AccountOutcome(
+                name,
+                True,
+                _("{n} posts measured; followers: {followers}").format(
+                    n=collected, followers="-" if followers is None else followers
+                ),
+            )
+        )
+    return results

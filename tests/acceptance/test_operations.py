@@ -98,3 +98,34 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(workspace: Workspace
         assert _digest(db) == before, args
     # 600 umlauts + a blank line + the link (every URL counts 23 on Mastodon)
     assert "625 of 500" in workspace.run("enqueue", str(long_post), check=False).stderr
+
+
+def test_retract_deletes_the_post_everywhere(workspace: Workspace, mastodon: MastodonFake) -> None:
+    """`crosspost retract ID` removes the status from Mastodon and the entry from the
+    website feed, and marks both deliveries retracted."""
+    link = f"{SITE}/aktuelles/irrtum"
+    post = workspace.json("enqueue", "--text", "Ein Irrtum.", "--link", link)[0]["id"]
+    assert workspace.run("daemon", "--once", check=False).returncode == 0
+    assert len(mastodon.statuses_containing(link)) == 1
+    assert link in (workspace.root / "site" / "feed.xml").read_text()
+
+    result = workspace.run("retract", str(post))
+    assert "mastodon" in result.stdout
+    assert mastodon.statuses_containing(link) == []
+    assert link not in (workspace.root / "site" / "feed.xml").read_text()
+    states = {d["account"]: d["state"] for d in workspace.json("show", str(post))["deliveries"]}
+    assert states == {"mastodon": "retracted", "website": "retracted"}
+
+
+def test_metrics_collect_stores_engagement_and_followers(
+    workspace: Workspace, mastodon: MastodonFake
+) -> None:
+    """`crosspost metrics collect` asks each platform for the published posts'
+    figures and the follower count, and reports per account."""
+    workspace.run("enqueue", "--text", "Gemessen.", "--link", f"{SITE}/m", "--to", "mastodon")
+    assert workspace.run("daemon", "--once", check=False).returncode == 0
+    [row] = [r for r in workspace.json("metrics", "collect") if r["account"] == "mastodon"]
+    assert row["ok"] is True
+    assert row["message"].startswith("1 ")
+    status_reads = [r for r in mastodon.requests if r.method == "GET" and "/statuses/" in r.path]
+    assert len(status_reads) == 1

@@ -31,7 +31,7 @@ from crosspost.adapters.base import Adapter
 from crosspost.config import MastodonAccount
 from crosspost.exceptions import AuthError, Rejected, Transient, UnknownOutcome
 from crosspost.i18n import _
-from crosspost.models import AccountInfo, Media, PublishRequest, PublishResult
+from crosspost.models import AccountInfo, Media, PostMetrics, PublishRequest, PublishResult
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -214,11 +214,32 @@ class MastodonAdapter(Adapter):
         host = urlsplit(url).hostname if isinstance(url, str) else None
         handle = f"@{acct}" if "@" in acct or not host else f"@{acct}@{host}"
         display = _dig(account, "display_name")
+        followers = _dig(account, "followers_count")
         return AccountInfo(
             name=handle,
             url=url if isinstance(url, str) else None,
             detail=display if isinstance(display, str) and display else None,
+            followers=followers if isinstance(followers, int) else None,
         )
+
+    async def metrics(self, remote_id: str) -> PostMetrics | None:
+        status = _json(
+            await self.http.request("GET", f"/api/v1/statuses/{quote(remote_id, safe='')}")
+        )
+
+        def count(key: str) -> int | None:
+            value = _dig(status, key)
+            return value if isinstance(value, int) else None
+
+        # Mastodon counts no views.
+        return PostMetrics(
+            likes=count("favourites_count"),
+            reposts=count("reblogs_count"),
+            replies=count("replies_count"),
+        )
+
+    async def followers(self) -> int | None:
+        return (await self.verify()).followers
 
     async def _own_account_id(self) -> str:
         if self._account_id is None:

@@ -23,6 +23,7 @@ from crosspost.models import (
     DeliveryState,
     Outcome,
     Post,
+    PostMetrics,
     Rendered,
     StoredPost,
 )
@@ -35,6 +36,7 @@ class AccountState:
     paused_at: datetime | None = None
     blocked_until: datetime | None = None
     text_limit: int | None = None
+    token_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +159,36 @@ class Store(Protocol):
     ) -> bool:
         """Move a leased delivery out of ``publishing``; False if the lease was lost."""
         ...
+
+    def save_progress(
+        self, delivery: Delivery, progress: Mapping[str, str], *, now: datetime
+    ) -> bool:
+        """Record what the adapter must know on a later attempt; False if the lease was lost."""
+        ...
+
+    def mark_retracted(self, delivery_id: int, *, now: datetime) -> bool:
+        """A published delivery was deleted on its platform."""
+        ...
+
+    def published(
+        self, *, post_id: int | None = None, since: datetime | None = None
+    ) -> list[Delivery]:
+        """Published deliveries, of one post or published since an instant, oldest first."""
+        ...
+
+    def record_metrics(
+        self, delivery: Delivery, metrics: PostMetrics, *, now: datetime
+    ) -> None: ...
+
+    def record_followers(self, account: str, followers: int, *, now: datetime) -> None: ...
+
+    def latest_metrics(self, delivery_id: int) -> tuple[datetime, PostMetrics] | None: ...
+
+    def follower_history(self, account: str) -> list[tuple[datetime, int]]: ...
+
+    def set_token_expiry(
+        self, account: str, expires_at: datetime | None, *, now: datetime
+    ) -> None: ...
 
     def extend_leases(
         self, worker: str, delivery_ids: Collection[int], until: datetime

@@ -7,7 +7,7 @@ import threading
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from crosspost.exceptions import NotFound
@@ -18,6 +18,7 @@ from crosspost.models import (
     DeliveryState,
     Outcome,
     Post,
+    PostMetrics,
     Rendered,
     StoredPost,
 )
@@ -28,6 +29,10 @@ _WAITING = (DeliveryState.SCHEDULED, DeliveryState.RETRYING)
 _MAY_HAVE_LANDED = (Outcome.PUBLISHED, Outcome.FOUND, Outcome.UNKNOWN)
 
 
+def now_min() -> datetime:
+    return datetime.min.replace(tzinfo=UTC)
+
+
 class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -36,6 +41,8 @@ class MemoryStore:
         self._attempts: dict[int, Attempt] = {}
         self._accounts: dict[str, AccountState] = {}
         self._daemons: dict[str, DaemonInfo] = {}
+        self._metrics: list[tuple[int, datetime, PostMetrics]] = []
+        self._followers: list[tuple[str, datetime, int]] = []
         self._ids = {k: itertools.count(1) for k in ("post", "delivery", "attempt")}
         self._changes = 0
 
@@ -334,6 +341,64 @@ class MemoryStore:
             self._deliveries[delivery.id] = replace(current, **values)
             self._touch()
             return True
+
+    def save_progress(
+        self, delivery: Delivery, progress: Mapping[str, str], *, now: datetime
+    ) -> bool:
+        with self._lock:
+            if not self._owns(delivery):
+                return False
+            current = self._deliveries[delivery.id]
+            self._deliveries[delivery.id] = replace(
+                current, progress=dict(progress), updated_at=now
+            )
+            self._touch()
+            return True
+
+    def mark_retracted(self, delivery_id: int, *, now: datetime) -> bool:
+        with self._lock:
+            current = self._deliveries.get(delivery_id)
+            if current is None or current.state is not DeliveryState.PUBLISHED:
+                return False
+            self._deliveries[delivery_id] = replace(
+                current, state=DeliveryState.RETRACTED, updated_at=now, error=None
+            )
+            self._touch()
+            return True
+
+    def published(
+        self, *, post_id: int | None = None, since: datetime | None = None
+    ) -> list[Delivery]:
+        with self._lock:
+            found = [
+                d
+                for d in self._deliveries.values()
+                if d.state is DeliveryState.PUBLISHED
+                and (post_id is None or d.post_id == post_id)
+                and (since is None or (d.published_at is not None and d.published_at >= since))
+            ]
+            return sorted(found, key=lambda d: (d.published_at or d.updated_at or now_min(), d.id))
+
+    def record_metrics(self, delivery: Delivery, metrics: PostMetrics, *, now: datetime) -> None:
+        with self._lock:
+            self._metrics.append((delivery.id, now, metrics))
+
+    def record_followers(self, account: str, followers: int, *, now: datetime) -> None:
+        with self._lock:
+            self._followers.append((account, now, followers))
+
+    def latest_metrics(self, delivery_id: int) -> tuple[datetime, PostMetrics] | None:
+        with self._lock:
+            mine = [(when, m) for d, when, m in self._metrics if d == delivery_id]
+            return mine[-1] if mine else None
+
+    def follower_history(self, account: str) -> list[tuple[datetime, int]]:
+        with self._lock:
+            return [(when, n) for a, when, n in self._followers if a == account]
+
+    def set_token_expiry(self, account: str, expires_at: datetime | None, *, now: datetime) -> None:
+        with self._lock:
+            self._accounts[account] = replace(self._account(account), token_expires_at=expires_at)
 
     def extend_leases(self, worker: str, delivery_ids: Collection[int], until: datetime) -> None:
         with self._lock:

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 #: the alembic revision this code expects; a test keeps it equal to the migrations' head
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 PENDING_STATES = ("scheduled", "retrying", "unknown")
 
@@ -93,6 +93,7 @@ deliveries = Table(
     Column("error", Text),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("published_at", UTCDateTime()),
+    Column("progress", JSON),
     UniqueConstraint("post_id", "account", name="uq_deliveries_post_account"),
 )
 # The claim query reads only pending rows in due order: a partial index keeps it
@@ -141,8 +142,35 @@ account_state = Table(
     Column("paused_at", UTCDateTime()),
     Column("blocked_until", UTCDateTime()),
     Column("text_limit", Integer),
+    Column("token_expires_at", UTCDateTime()),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
+
+#: engagement of published posts, sampled over time (for the yearly evaluation)
+post_metrics = Table(
+    "post_metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("account", String(128), nullable=False),
+    Column("collected_at", UTCDateTime(), nullable=False),
+    Column("likes", Integer),
+    Column("reposts", Integer),
+    Column("replies", Integer),
+    Column("views", Integer),
+)
+Index("ix_post_metrics_delivery", post_metrics.c.delivery_id, post_metrics.c.collected_at)
+
+#: follower counts per account over time (aggregate numbers only, no names)
+account_metrics = Table(
+    "account_metrics",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account", String(128), nullable=False),
+    Column("collected_at", UTCDateTime(), nullable=False),
+    Column("followers", Integer, nullable=False),
+)
+Index("ix_account_metrics_account", account_metrics.c.account, account_metrics.c.collected_at)
 
 daemons = Table(
     "daemons",

@@ -47,6 +47,7 @@ from crosspost.models import (
     Media,
     Outcome,
     Post,
+    PostMetrics,
     Rendered,
     StoredPost,
 )
@@ -54,10 +55,12 @@ from crosspost.store.base import AccountState, DaemonInfo
 from crosspost.store.schema import (
     PENDING_STATES,
     SCHEMA_REVISION,
+    account_metrics,
     account_state,
     attempts,
     daemons,
     deliveries,
+    post_metrics,
     posts,
 )
 
@@ -186,6 +189,7 @@ def _delivery(row: RowMapping) -> Delivery:
         uncertain=bool(row["uncertain"]),
         updated_at=row["updated_at"],
         published_at=row["published_at"],
+        progress=dict(row["progress"] or {}),
     )
 
 
@@ -625,6 +629,97 @@ class SqlStore:
             result = conn.execute(update(deliveries).where(self._owned(delivery)).values(**values))
             return result.rowcount == 1
 
+    def save_progress(
+        self, delivery: Delivery, progress: Mapping[str, str], *, now: datetime
+    ) -> bool:
+        with self._write() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(self._owned(delivery))
+                .values(progress=dict(progress), updated_at=now)
+            )
+            return result.rowcount == 1
+
+    def mark_retracted(self, delivery_id: int, *, now: datetime) -> bool:
+        with self._write() as conn:
+            result = conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id == delivery_id,
+                    deliveries.c.state == DeliveryState.PUBLISHED.value,
+                )
+                .values(state=DeliveryState.RETRACTED.value, updated_at=now, error=None)
+            )
+            return result.rowcount == 1
+
+    def published(
+        self, *, post_id: int | None = None, since: datetime | None = None
+    ) -> list[Delivery]:
+        query = (
+            select(deliveries)
+            .where(deliveries.c.state == DeliveryState.PUBLISHED.value)
+            .order_by(deliveries.c.published_at, deliveries.c.id)
+        )
+        if post_id is not None:
+            query = query.where(deliveries.c.post_id == post_id)
+        if since is not None:
+            query = query.where(deliveries.c.published_at >= since)
+        with self._read() as conn:
+            return [_delivery(r) for r in conn.execute(query).mappings()]
+
+    def record_metrics(self, delivery: Delivery, metrics: PostMetrics, *, now: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                insert(post_metrics).values(
+                    delivery_id=delivery.id,
+                    account=delivery.account,
+                    collected_at=now,
+                    likes=metrics.likes,
+                    reposts=metrics.reposts,
+                    replies=metrics.replies,
+                    views=metrics.views,
+                )
+            )
+
+    def record_followers(self, account: str, followers: int, *, now: datetime) -> None:
+        with self._write() as conn:
+            conn.execute(
+                insert(account_metrics).values(
+                    account=account, collected_at=now, followers=followers
+                )
+            )
+
+    def latest_metrics(self, delivery_id: int) -> tuple[datetime, PostMetrics] | None:
+        with self._read() as conn:
+            row = (
+                conn.execute(
+                    select(post_metrics)
+                    .where(post_metrics.c.delivery_id == delivery_id)
+                    .order_by(post_metrics.c.collected_at.desc(), post_metrics.c.id.desc())
+                    .limit(1)
+                )
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        return row["collected_at"], PostMetrics(
+            likes=row["likes"], reposts=row["reposts"], replies=row["replies"], views=row["views"]
+        )
+
+    def follower_history(self, account: str) -> list[tuple[datetime, int]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(account_metrics.c.collected_at, account_metrics.c.followers)
+                .where(account_metrics.c.account == account)
+                .order_by(account_metrics.c.collected_at, account_metrics.c.id)
+            ).all()
+        return [(when, int(n)) for when, n in rows]
+
+    def set_token_expiry(self, account: str, expires_at: datetime | None, *, now: datetime) -> None:
+        with self._write() as conn:
+            self._upsert_account(conn, account, now, token_expires_at=expires_at)
+
     def extend_leases(self, worker: str, delivery_ids: Collection[int], until: datetime) -> None:
         if not delivery_ids:
             return
@@ -705,6 +800,7 @@ class SqlStore:
                     paused_at=r["paused_at"],
                     blocked_until=r["blocked_until"],
                     text_limit=r["text_limit"],
+                    token_expires_at=r["token_expires_at"],
                 )
                 for r in rows
             }
