@@ -36,17 +36,45 @@ test: venv
 
 ## lint: ruff and mypy --strict
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 check: lint test
 
-## i18n: extract messages, update the German catalogue, compile it
+## bench: the performance harness; writes bench/results/latest.{md,json}
+bench: venv
+	$(BIN)/python bench/run.py
+
+## i18n: extract crosspost's and click's messages, merge them into the German catalogue, compile it
+LOCALE    := src/crosspost/locale
+CLICK_DIR  = $(shell $(BIN)/python -c 'import click, pathlib; print(pathlib.Path(click.__file__).parent)')
+
+# Merges message templates: the first argument is written, the others are read in order.
+define MERGE_POT
+import sys
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po, write_po
+merged = Catalog(domain="crosspost")
+for path in sys.argv[2:]:
+    with open(path, "rb") as f:
+        for m in read_po(f):
+            if m.id and m.id not in merged:
+                merged[m.id] = m
+with open(sys.argv[1], "wb") as f:
+    write_po(f, merged, omit_header=True, no_location=True)
+endef
+export MERGE_POT
+
 i18n: venv
-	$(BIN)/pybabel extract --no-location --omit-header -k _ -k ngettext:1,2 -o src/crosspost/locale/crosspost.pot src/crosspost
-	$(BIN)/pybabel update --no-fuzzy-matching --omit-header -D crosspost -d src/crosspost/locale -i src/crosspost/locale/crosspost.pot
-	$(BIN)/pybabel compile -D crosspost -d src/crosspost/locale
+	$(BIN)/pybabel extract -F $(LOCALE)/babel.cfg --no-location --omit-header -k ngettext:1,2 \
+	    -o $(LOCALE)/crosspost-code.pot src/crosspost
+	$(BIN)/pybabel extract --no-location --omit-header -k _ -k ngettext:1,2 \
+	    -o $(LOCALE)/click.pot "$(CLICK_DIR)"
+	$(BIN)/python -c "$$MERGE_POT" $(LOCALE)/crosspost.pot $(LOCALE)/crosspost-code.pot $(LOCALE)/click.pot
+	$(BIN)/pybabel update --init-missing --no-fuzzy-matching --ignore-obsolete -l de -D crosspost \
+	    -d $(LOCALE) -i $(LOCALE)/crosspost.pot
+	$(BIN)/pybabel compile --statistics -D crosspost -d $(LOCALE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache queue/crosspost.db* queue/site
