@@ -260,7 +260,11 @@ class ThreadsAccount(AccountBase):
 class LinkedInAccount(AccountBase):
     platform: Literal["linkedin"]
     organization: str
-    version: str = "202411"
+    version: str = Field(default="202411", pattern=r"^20\d{2}(0[1-9]|1[0-2])$")
+    #: optional, for token introspection (expiry): the app's client id and the name of
+    #: the environment variable holding its client secret
+    client_id: str | None = None
+    client_secret_env: str | None = None
     default_base_url: ClassVar[str | None] = "https://api.linkedin.com"
 
 
