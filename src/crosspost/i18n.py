@@ -4,12 +4,22 @@ Source strings are English; the German catalogue lives in
 ``locale/de/LC_MESSAGES/crosspost.po`` (compiled to ``.mo`` beside it). The
 language follows the usual gettext variables (``LANGUAGE``, ``LC_ALL``,
 ``LC_MESSAGES``, ``LANG``). ``--json`` output never goes through here.
+
+The same catalogue also holds click's own messages ("Usage:", "Error: No such
+option …"): click translates them through the standard library's global gettext
+domain, which :func:`localize_click` points at this catalogue. ``make i18n``
+extracts both, merges them and compiles the result.
 """
 
 from __future__ import annotations
 
 import gettext
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import click
 
 DOMAIN = "crosspost"
 LOCALE_DIR = Path(__file__).parent / "locale"
@@ -34,7 +44,117 @@ def ngettext(singular: str, plural: str, n: int) -> str:
     return _catalogue().ngettext(singular, plural, n)
 
 
+def N_(message: str) -> str:
+    """Mark ``message`` for extraction without translating it (it is translated where shown)."""
+    return message
+
+
 def reset() -> None:
     """Forget the loaded catalogue, so the next message reads the environment again."""
     global _translation
     _translation = None
+
+
+#: Messages that reach ``_()`` as computed values, so extraction cannot see them:
+#: the counting units of :mod:`crosspost.counting` (shown by ``preview``) and the
+#: ``required`` tag click looks up when it prints an option's help.
+COMPUTED_MESSAGES = (
+    N_("characters"),
+    N_("graphemes"),
+    N_("bytes"),
+    N_("UTF-16 code units"),
+    N_("weighted characters"),
+    N_("required"),
+)
+
+
+def localize_click() -> None:
+    """Let click speak the user's language too, through this catalogue.
+
+    Click prints its own messages ("Usage:", "Error: No such option …") through the
+    standard library's global ``gettext`` domain; bind that domain to ours. Call it
+    before the first click decorator runs: some (``version_option``) translate their
+    text when they are applied.
+    """
+    gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
+    gettext.textdomain(DOMAIN)
+
+
+def translate_command_help(command: click.Command) -> None:
+    """Translate the help of ``command`` and of every command below it.
+
+    Click takes a command's help from its docstring; ``make i18n`` extracts those
+    docstrings (see :func:`extract_messages`). Call it once all commands are defined.
+    """
+    _translate_help(command)
+
+
+def _translate_help(command: click.Command) -> None:
+    import inspect
+
+    if command.help:
+        command.help = _(inspect.cleandoc(command.help))
+    if command.short_help:
+        command.short_help = _(inspect.cleandoc(command.short_help))
+    for sub in getattr(command, "commands", {}).values():
+        _translate_help(sub)
+
+
+def extract_messages(
+    fileobj: IO[bytes],
+    keywords: Any,
+    comment_tags: Any,
+    options: Any,
+) -> Iterator[tuple[Any, ...]]:
+    """Babel extraction method: Babel's Python extraction, plus what it cannot see.
+
+    Babel's tokenizer-based extractor misses two kinds of messages: ``_()`` calls
+    inside f-strings (``f"{_('ID'):>5}"``) and the docstrings of click commands,
+    which click shows as their help (:func:`translate_command_help` translates
+    them at start-up). Both are found in the syntax tree. Used through
+    ``locale/babel.cfg`` by ``make i18n`` and by the catalogue tests.
+    """
+    import ast
+    import io
+
+    from babel.messages.extract import extract_python
+
+    source = fileobj.read()
+    yield from extract_python(io.BytesIO(source), keywords, comment_tags, options)
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.JoinedStr):
+            for inner in ast.walk(node):
+                call = _keyword_call(inner, keywords)
+                if call is not None:
+                    yield call
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and any(
+            _is_click_decorator(d) for d in node.decorator_list
+        ):
+            doc = ast.get_docstring(node)
+            if doc:
+                yield node.body[0].lineno, None, doc, []
+
+
+def _keyword_call(node: Any, keywords: Any) -> tuple[Any, ...] | None:
+    """``(lineno, funcname, messages, comments)`` for a call like ``_("…")``, else None."""
+    import ast
+
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+        return None
+    if node.func.id not in keywords:
+        return None
+    strings = tuple(
+        a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else None
+        for a in node.args
+    )
+    if not any(strings):
+        return None
+    return node.lineno, node.func.id, strings[0] if len(strings) == 1 else strings, []
+
+
+def _is_click_decorator(decorator: Any) -> bool:
+    import ast
+
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+    return name in {"command", "group"}
