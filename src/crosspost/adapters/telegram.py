@@ -1,0 +1,398 @@
+"""Telegram: a bot posts each delivery to one channel (or group) through the Bot API.
+
+Every request goes to ``/bot<token>/<method>``: the token is part of every URL,
+so the HTTP client is told to redact it from every message it builds, and no
+message here ever shows a URL.
+
+* Text alone: ``sendMessage`` with ``link_preview_options.url`` set to the
+  canonical link, so the preview card shows the association's page even when
+  the text holds other links.
+* With images: ``sendPhoto`` (one) or ``sendMediaGroup`` (2-10, the caption on
+  the first), uploaded in the same multipart request. Telegram has **no alt
+  field**, so :func:`telegram_caption` writes one ``Bild: <alt>`` line per image
+  into the caption, before the link. The caption keeps within 1024 UTF-16 code
+  units; enqueue measures the same function's result (see ``compose``).
+
+Never twice: Telegram has no idempotency key and a bot cannot read a channel's
+history, so when the answer to a send is lost nobody can tell whether it
+landed. The delivery stays ``unknown`` for the admin (``idempotent_resend`` and
+``can_reconcile`` are both False); the message id is stored as soon as the
+answer comes.
+
+Errors come as ``{"ok": false, "error_code": N, "description": …, "parameters":
+{"retry_after": N}}``: 429 waits ``retry_after`` seconds, 401/403 (revoked
+token, bot removed from the channel) pause the account, and so do the 400s that
+mean the configured chat is wrong; any other 400 rejects the post. Bots can
+delete their messages only within 48 hours; the Bot API has no metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from crosspost.adapters._http import HttpClient
+from crosspost.adapters.base import Adapter
+from crosspost.config import TelegramAccount
+from crosspost.counting import DEFAULT_LIMITS, TELEGRAM_CAPTION_LIMIT, count_telegram
+from crosspost.exceptions import AuthError, PlatformError, Rejected, Transient, UnknownOutcome
+from crosspost.i18n import _
+from crosspost.models import AccountInfo, Media, PublishRequest, PublishResult
+
+#: the word before each alt text in a caption. Published content in the post's language,
+#: deliberately not translated: enqueue and the daemon must build the same caption.
+ALT_LABEL = "Bild"
+#: images in one album (``sendMediaGroup`` takes 2-10)
+MAX_IMAGES = 10
+#: the Bot API's upload limit for photos
+MAX_PHOTO_BYTES = 10 * 1024 * 1024
+TEXT_LIMIT = DEFAULT_LIMITS["telegram"]
+#: what Telegram says when a message may no longer be deleted (the 48-hour rule)
+_NOT_DELETABLE = "can't be deleted"
+_GONE = "message to delete not found"
+#: 400s that hold for every post of the account (wrong chat, missing rights): pause it
+_ACCOUNT_PROBLEMS = ("chat not found", "need administrator rights", "not enough rights")
+
+
+def telegram_caption(text: str, alts: Sequence[str], link: str = "") -> str:
+    """The caption Telegram shows under the image(s): ``text`` plus the alt texts.
+
+    One line ``Bild: <alt>`` (``Bild 1: …``, ``Bild 2: …`` for several) per image,
+    whitespace in an alt text folded to single spaces. When ``text`` ends with
+    ``link`` on a line of its own (as compose appends it), the lines go before the
+    link, so the link stays last; otherwise they follow the text. Without alts the
+    text is returned unchanged. Enqueue must measure this result against the
+    1024-unit caption limit, so that what fits at enqueue fits when sent.
+    """
+    labels = [" ".join(alt.split()) for alt in alts]
+    if not labels:
+        return text
+    if len(labels) == 1:
+        block = f"{ALT_LABEL}: {labels[0]}"
+    else:
+        block = "\n".join(f"{ALT_LABEL} {n}: {alt}" for n, alt in enumerate(labels, 1))
+    body = text.strip()
+    if link and body.endswith(link):
+        head = body[: -len(link)]
+        if not head or head.endswith("\n"):
+            head = head.rstrip()
+            return f"{head}\n\n{block}\n\n{link}" if head else f"{block}\n\n{link}"
+    return f"{body}\n\n{block}"
+
+
+def retry_after(response: httpx.Response, now: datetime) -> datetime | None:
+    """Telegram's flood-control hint (``parameters.retry_after`` seconds) on a 429."""
+    if response.status_code != 429:
+        return None
+    seconds = _dig(_json(response), "parameters", "retry_after")
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0:
+        return now + timedelta(seconds=seconds)
+    return None
+
+
+class TelegramAdapter(Adapter):
+    platform = "telegram"
+    idempotent_resend = False
+    can_reconcile = False
+
+    config: TelegramAccount
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.config, TelegramAccount):
+            raise TypeError("TelegramAdapter needs a TelegramAccount")
+        self._http: HttpClient | None = None
+
+    @property
+    def http(self) -> HttpClient:
+        if self._http is None:
+            if self._secret is None:
+                raise AuthError(_("accounts.{account}: no bot token").format(account=self.name))
+            token = self._secret.get_secret_value()
+            self._http = HttpClient(
+                f"{self.config.api_url}/bot{token}",
+                headers={"Accept": "application/json"},
+                transport=self._transport,
+                timeout=self._timeout,
+                secrets=[token],
+                reset_parser=retry_after,
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    @property
+    def chat(self) -> str | int:
+        """The configured chat as the Bot API wants it: ``@name`` or a numeric id."""
+        chat = self.config.chat.strip()
+        try:
+            return int(chat)
+        except ValueError:
+            return chat
+
+    # publishing
+
+    async def publish(self, request: PublishRequest) -> PublishResult:
+        if not request.media:
+            self._check_length(count_telegram(request.text), TEXT_LIMIT, _("text"))
+            body: dict[str, Any] = {"chat_id": self.chat, "text": request.text}
+            if request.link:
+                body["link_preview_options"] = {"url": request.link}
+            message = await self._call("POST", "sendMessage", json=body)
+            return self._result([message])
+        if len(request.media) > MAX_IMAGES:
+            raise Rejected(
+                _("Telegram takes at most {max} images in one post, not {count}").format(
+                    max=MAX_IMAGES, count=len(request.media)
+                ),
+                sent=False,
+            )
+        caption = telegram_caption(request.text, [m.alt for m in request.media], request.link)
+        self._check_length(count_telegram(caption), TELEGRAM_CAPTION_LIMIT, _("caption"))
+        photos = [await _read_photo(media) for media in request.media]
+        if len(photos) == 1:
+            message = await self._call(
+                "POST",
+                "sendPhoto",
+                data={"chat_id": str(self.chat), "caption": caption},
+                files={"photo": photos[0]},
+            )
+            return self._result([message])
+        album = [
+            {"type": "photo", "media": f"attach://photo{n}"}
+            | ({"caption": caption} if n == 0 else {})
+            for n in range(len(photos))
+        ]
+        answer = await self._call(
+            "POST",
+            "sendMediaGroup",
+            data={"chat_id": str(self.chat), "media": json.dumps(album, ensure_ascii=False)},
+            files=[(f"photo{n}", photo) for n, photo in enumerate(photos)],
+        )
+        return self._result(answer if isinstance(answer, list) else [answer])
+
+    def _check_length(self, length: int, limit: int, what: str) -> None:
+        if length > limit:
+            raise Rejected(
+                _(
+                    "the Telegram {what} is {length} UTF-16 code units long, the limit is {limit}"
+                ).format(what=what, length=length, limit=limit),
+                sent=False,
+            )
+
+    def _result(self, messages: list[Any]) -> PublishResult:
+        ids = [_dig(m, "message_id") for m in messages]
+        if not ids or not all(isinstance(i, int) and i > 0 for i in ids):
+            raise UnknownOutcome(_("Telegram answered without a message id"))
+        chat = _dig(messages[0], "chat")
+        chat_id = _dig(chat, "id")
+        where = str(chat_id) if isinstance(chat_id, int) else str(self.chat)
+        username = _dig(chat, "username")
+        return PublishResult(
+            remote_id=f"{where}/{','.join(str(i) for i in ids)}",
+            remote_url=self._message_url(username, where, ids[0]),
+        )
+
+    def _message_url(self, username: Any, chat_id: str, message_id: int) -> str | None:
+        if not isinstance(username, str) or not username:
+            configured = self.config.chat.strip()
+            username = configured[1:] if configured.startswith("@") else None
+        if username:
+            return f"https://t.me/{username}/{message_id}"
+        if chat_id.startswith("-100"):  # a private channel: the link works for its members
+            return f"https://t.me/c/{chat_id[4:]}/{message_id}"
+        return None
+
+    # the rest of the port
+
+    async def delete(self, remote_id: str) -> None:
+        """Delete the message(s) of a delivery; gone already counts as done.
+
+        Bots may delete only messages younger than 48 hours: Telegram's "message
+        can't be deleted" becomes :class:`Rejected` naming that rule.
+        """
+        chat, ids = _parse_remote_id(remote_id)
+        try:
+            if len(ids) == 1:
+                await self._call(
+                    "POST", "deleteMessage", json={"chat_id": chat, "message_id": ids[0]}
+                )
+            else:
+                await self._call(
+                    "POST", "deleteMessages", json={"chat_id": chat, "message_ids": ids}
+                )
+        except UnknownOutcome as exc:
+            # Deleting twice is harmless, so a lost answer only means: try again.
+            raise Transient(exc.message) from exc
+        except Rejected as exc:
+            if _GONE in exc.message:
+                return
+            if _NOT_DELETABLE in exc.message:
+                raise Rejected(
+                    _(
+                        "Telegram lets bots delete messages only within 48 hours of sending "
+                        "(and only with the right to delete messages); delete {remote_id} "
+                        "in the Telegram app instead"
+                    ).format(remote_id=remote_id),
+                    http_status=exc.http_status,
+                ) from exc
+            raise
+
+    async def followers(self) -> int | None:
+        count = await self._call("GET", "getChatMemberCount", params={"chat_id": self.chat})
+        return count if isinstance(count, int) and not isinstance(count, bool) else None
+
+    async def verify(self) -> AccountInfo:
+        """The bot's token works, the chat exists, and the bot may post there."""
+        bot = await self._call("GET", "getMe")
+        bot_id, bot_name = _dig(bot, "id"), _dig(bot, "username")
+        if not isinstance(bot_id, int):
+            raise Transient(_("Telegram's getMe names no bot"))
+        chat = await self._call("GET", "getChat", params={"chat_id": self.chat})
+        member = await self._call(
+            "GET", "getChatMember", params={"chat_id": self.chat, "user_id": bot_id}
+        )
+        if not _may_post(_dig(chat, "type"), member):
+            raise AuthError(
+                _(
+                    "the bot @{bot} may not post in {chat}: make it an administrator of the "
+                    "channel with the right to post messages"
+                ).format(bot=bot_name, chat=self.config.chat)
+            )
+        username, title = _dig(chat, "username"), _dig(chat, "title")
+        followers = await self.followers()
+        return AccountInfo(
+            name=f"@{username}" if isinstance(username, str) else str(title or self.config.chat),
+            url=f"https://t.me/{username}" if isinstance(username, str) else None,
+            detail=_("{title} (bot @{bot})").format(title=title or self.config.chat, bot=bot_name),
+            followers=followers,
+        )
+
+    # one Bot API call
+
+    async def _call(self, method: str, name: str, **kwargs: Any) -> Any:
+        """Call Bot API method ``name``; its ``result``, or the mapped error."""
+        response = await self.http.request(method, f"/{name}", classify=self._classify, **kwargs)
+        answer = _json(response)
+        if not isinstance(answer, dict) or answer.get("ok") is not True or "result" not in answer:
+            raise _unreadable(name, response.status_code, method)
+        return answer["result"]
+
+    def _classify(self, response: httpx.Response) -> PlatformError | None:
+        """Telegram's own error envelope, where it means more than its HTTP status."""
+        answer = _json(response)
+        description = _dig(answer, "description")
+        text = description if isinstance(description, str) else ""
+        status = response.status_code
+        migrated = _dig(answer, "parameters", "migrate_to_chat_id")
+        if isinstance(migrated, int):
+            return AuthError(
+                _(
+                    "Telegram: the group is now a supergroup; set accounts.{account}.chat = "
+                    '"{chat}"'
+                ).format(account=self.name, chat=migrated),
+                http_status=status,
+            )
+        if status == 404:
+            # The Bot API answers 404 to a malformed token (and to a wrong base_url).
+            return AuthError(
+                _("Telegram: {status} {text}: check the bot token and base_url").format(
+                    status=status, text=text or "Not Found"
+                ),
+                http_status=status,
+            )
+        if status == 400 and any(what in text for what in _ACCOUNT_PROBLEMS):
+            return AuthError(
+                _(
+                    "Telegram: {text}: check accounts.{account}.chat and that the bot is an "
+                    "administrator of the channel"
+                ).format(text=text, account=self.name),
+                http_status=status,
+            )
+        return None
+
+
+def _may_post(chat_type: Any, member: Any) -> bool:
+    status = _dig(member, "status")
+    if chat_type == "channel":
+        return status == "creator" or (
+            status == "administrator" and _dig(member, "can_post_messages") is True
+        )
+    if status in ("left", "kicked"):
+        return False
+    return status != "restricted" or _dig(member, "can_send_messages") is True
+
+
+async def _read_photo(media: Media) -> tuple[str, bytes, str]:
+    try:
+        data = await asyncio.to_thread(media.path.read_bytes)
+    except OSError as exc:
+        raise Rejected(
+            _("{path}: cannot read the image: {reason}").format(
+                path=media.path, reason=exc.strerror or exc
+            ),
+            sent=False,
+        ) from exc
+    if len(data) > MAX_PHOTO_BYTES:
+        raise Rejected(
+            _("{path}: Telegram takes photos up to 10 MB, this one has {size} bytes").format(
+                path=media.path, size=len(data)
+            ),
+            sent=False,
+        )
+    return media.path.name, data, media.mime
+
+
+def _parse_remote_id(remote_id: str) -> tuple[str | int, list[int]]:
+    """``-1001234567890/42`` or ``@channel/42,43`` as (chat, message ids)."""
+    chat, _sep, tail = remote_id.rpartition("/")
+    try:
+        ids = [int(part) for part in tail.split(",")]
+    except ValueError:
+        ids = []
+    if not chat or not ids:
+        raise Rejected(
+            _("{remote_id!r} is not a Telegram message id (chat/message)").format(
+                remote_id=remote_id
+            ),
+            sent=False,
+        )
+    try:
+        return int(chat), ids
+    except ValueError:
+        return chat, ids
+
+
+def _unreadable(name: str, status: int, method: str) -> PlatformError:
+    message = _("Telegram's answer to {method} is not readable (HTTP {status})").format(
+        method=name, status=status
+    )
+    if method == "GET":
+        return Transient(message, http_status=status)
+    return UnknownOutcome(message, http_status=status)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+ADAPTER = TelegramAdapter
