@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlsplit
 
 from crosspost.config import MastodonAccount, Settings
@@ -26,12 +26,58 @@ from crosspost.exceptions import PostRejected
 from crosspost.i18n import _
 from crosspost.models import Post, Rendered
 
+#: Telegram has no alt-text field: the caption describes each image on a line
+#: "Bild: …". Deliberately not translated: enqueue and the daemon must build
+#: captions of the same length whatever their language.
+ALT_LABEL = "Bild"
+
+
+def telegram_caption(text: str, alts: Sequence[str], link: str = "") -> str:
+    """The caption Telegram shows under the image(s): ``text`` plus the alt texts.
+
+    One line ``Bild: <alt>`` (``Bild 1: …``, ``Bild 2: …`` for several) per image,
+    whitespace in an alt text folded to single spaces. When ``text`` ends with
+    ``link`` on a line of its own (as compose appends it), the lines go before the
+    link, so the link stays last; otherwise they follow the text. Without alts the
+    text is returned unchanged. Enqueue must measure this result against the
+    1024-unit caption limit, so that what fits at enqueue fits when sent.
+    """
+    labels = [" ".join(alt.split()) for alt in alts]
+    if not labels:
+        return text
+    if len(labels) == 1:
+        block = f"{ALT_LABEL}: {labels[0]}"
+    else:
+        block = "\n".join(f"{ALT_LABEL} {n}: {alt}" for n, alt in enumerate(labels, 1))
+    body = text.strip()
+    if link and body.endswith(link):
+        head = body[: -len(link)]
+        if not head or head.endswith("\n"):
+            head = head.rstrip()
+            return f"{head}\n\n{block}\n\n{link}" if head else f"{block}\n\n{link}"
+    return f"{body}\n\n{block}"
+
 
 def _ascii_host(host: str) -> str:
     try:
         return host.lower().encode("idna").decode("ascii")
     except UnicodeError:
         return host.lower()
+
+
+def _written_canonically(host: str) -> bool:
+    """Whether ``host`` is spelt as its own ASCII or Unicode form.
+
+    The idna codec maps look-alikes onto other letters (fullwidth "ｗｗｗ", the long
+    "ſ", "ß" as "ss"): such a spelling would pass as the website's host although
+    platforms do not link it, and newer IDNA rules make some of them other domains.
+    """
+    ascii_form = _ascii_host(host)
+    try:
+        unicode_form = ascii_form.encode("ascii").decode("idna")
+    except UnicodeError:
+        unicode_form = ascii_form
+    return host.lower() in (ascii_form, unicode_form)
 
 
 def canonical_link(link: str, settings: Settings, *, where: str) -> str:
@@ -58,7 +104,7 @@ def canonical_link(link: str, settings: Settings, *, where: str) -> str:
             _("{where}: link: must not contain a user name or password").format(where=where)
         )
     allowed = {_ascii_host(h) for h in settings.site.allowed_hosts}
-    if _ascii_host(parts.hostname) not in allowed:
+    if _ascii_host(parts.hostname) not in allowed or not _written_canonically(parts.hostname):
         raise PostRejected(
             _(
                 "{where}: link: {host} is not the association's website; allowed hosts: "
@@ -132,6 +178,68 @@ def target_accounts(post: Post, settings: Settings, *, where: str) -> list[str]:
     return names
 
 
+#: per platform: the largest image file (bytes) and the longest alt text (characters)
+#: the platform accepts; what exceeds them is refused at enqueue, not at publish time
+MEDIA_RULES: dict[str, tuple[int, int | None]] = {
+    "mastodon": (16 * 1024 * 1024, 1500),
+    "bluesky": (1_000_000, 2000),
+    "x": (5 * 1024 * 1024, 1000),
+    "telegram": (10 * 1024 * 1024, None),
+    "facebook": (10 * 1024 * 1024, None),
+    "instagram": (8 * 1024 * 1024, None),
+    "threads": (8 * 1024 * 1024, None),
+    "linkedin": (20 * 1024 * 1024, 4086),
+}
+#: platforms that publish nothing without an image
+NEEDS_IMAGE = frozenset({"instagram"})
+
+
+def check_media(post: Post, name: str, platform: str, *, where: str) -> None:
+    """Refuse images a platform would refuse (size, alt length) or a missing one."""
+    if platform in NEEDS_IMAGE and not post.media:
+        raise PostRejected(
+            _(
+                "{where}: account {account} ({platform}) publishes only posts with an image; "
+                "add [[media]] with path and alt, or leave the account out (accounts = [...])"
+            ).format(where=where, account=name, platform=platform)
+        )
+    max_bytes, max_alt = MEDIA_RULES.get(platform, (None, None))
+    for index, media in enumerate(post.media):
+        if max_alt is not None and len(media.alt) > max_alt:
+            raise PostRejected(
+                _(
+                    "{where}: media[{index}].alt: {length} characters; {platform} accepts at "
+                    "most {limit} (account {account}); shorten the alt text"
+                ).format(
+                    where=where,
+                    index=index,
+                    length=len(media.alt),
+                    platform=platform,
+                    limit=max_alt,
+                    account=name,
+                )
+            )
+        if max_bytes is not None:
+            try:
+                size = media.path.stat().st_size
+            except OSError:
+                continue  # postfile already checked the file; it is read again at publish
+            if size > max_bytes:
+                raise PostRejected(
+                    _(
+                        "{where}: media[{index}]: the image has {size} bytes; {platform} "
+                        "accepts at most {limit} (account {account}); make it smaller"
+                    ).format(
+                        where=where,
+                        index=index,
+                        size=size,
+                        platform=platform,
+                        limit=max_bytes,
+                        account=name,
+                    )
+                )
+
+
 def account_limit(name: str, settings: Settings, learned: Mapping[str, int]) -> int:
     account = settings.accounts[name]
     if isinstance(account, MastodonAccount) and account.max_characters:
@@ -172,8 +280,10 @@ def render(
         platform = settings.accounts[name].platform
         text = with_link(variant_for(post, name, platform), link)
         limit = account_limit(name, settings, learned)
+        check_media(post, name, platform, where=where)
         caption = platform == "telegram" and bool(post.media)
-        m = measure(platform, text, limit=None if caption else limit, caption=caption)
+        measured = telegram_caption(text, [m.alt for m in post.media], link) if caption else text
+        m = measure(platform, measured, limit=None if caption else limit, caption=caption)
         if check and not m.fits:
             raise PostRejected(
                 _(

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from crosspost.compose import canonical_link, contains_link, render, target_accounts, with_link
+from crosspost.compose import (
+    canonical_link,
+    contains_link,
+    render,
+    target_accounts,
+    telegram_caption,
+    with_link,
+)
 from crosspost.config import Settings
 from crosspost.counting import TELEGRAM_CAPTION_LIMIT
 from crosspost.exceptions import PostRejected
@@ -447,7 +454,8 @@ def test_learned_limit_applies_unless_the_account_sets_one(settings: SettingsFac
 
 
 def test_telegram_with_an_image_uses_the_caption_limit(settings: SettingsFactory) -> None:
-    """Text under a Telegram photo may have 1024 units, not 4096; without photo 4096 apply."""
+    """Text under a Telegram photo may have 1024 units, not 4096, and the caption also
+    describes the image (Telegram has no alt field); without photo 4096 apply."""
     accounts = {"tg": {"platform": "telegram", "chat": "@zv"}}
     body = "a" * 1000
     image = Media(path=Path("/posts/markt.jpg"), alt="Marktstände")
@@ -455,7 +463,9 @@ def test_telegram_with_an_image_uses_the_caption_limit(settings: SettingsFactory
     assert plain.limit == 4096
     with pytest.raises(PostRejected) as caught:
         render(make_post(body=body, media=(image,)), settings(accounts=accounts))
-    expected = len(body) + 2 + len(LINK)
+    caption = f"{body}\n\nBild: Marktstände\n\n{LINK}"
+    assert telegram_caption(f"{body}\n\n{LINK}", ["Marktstände"], LINK) == caption
+    expected = len(caption)
     assert f"account tg (telegram): {expected} of {TELEGRAM_CAPTION_LIMIT}" in str(caught.value)
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +37,7 @@ import httpx
 
 from crosspost.adapters._http import HttpClient
 from crosspost.adapters.base import Adapter
+from crosspost.compose import telegram_caption
 from crosspost.config import TelegramAccount
 from crosspost.counting import DEFAULT_LIMITS, TELEGRAM_CAPTION_LIMIT, count_telegram
 from crosspost.exceptions import AuthError, PlatformError, Rejected, Transient, UnknownOutcome
@@ -46,7 +46,6 @@ from crosspost.models import AccountInfo, Media, PublishRequest, PublishResult
 
 #: the word before each alt text in a caption. Published content in the post's language,
 #: deliberately not translated: enqueue and the daemon must build the same caption.
-ALT_LABEL = "Bild"
 #: images in one album (``sendMediaGroup`` takes 2-10)
 MAX_IMAGES = 10
 #: the Bot API's upload limit for photos
@@ -57,32 +56,6 @@ _NOT_DELETABLE = "can't be deleted"
 _GONE = "message to delete not found"
 #: 400s that hold for every post of the account (wrong chat, missing rights): pause it
 _ACCOUNT_PROBLEMS = ("chat not found", "need administrator rights", "not enough rights")
-
-
-def telegram_caption(text: str, alts: Sequence[str], link: str = "") -> str:
-    """The caption Telegram shows under the image(s): ``text`` plus the alt texts.
-
-    One line ``Bild: <alt>`` (``Bild 1: …``, ``Bild 2: …`` for several) per image,
-    whitespace in an alt text folded to single spaces. When ``text`` ends with
-    ``link`` on a line of its own (as compose appends it), the lines go before the
-    link, so the link stays last; otherwise they follow the text. Without alts the
-    text is returned unchanged. Enqueue must measure this result against the
-    1024-unit caption limit, so that what fits at enqueue fits when sent.
-    """
-    labels = [" ".join(alt.split()) for alt in alts]
-    if not labels:
-        return text
-    if len(labels) == 1:
-        block = f"{ALT_LABEL}: {labels[0]}"
-    else:
-        block = "\n".join(f"{ALT_LABEL} {n}: {alt}" for n, alt in enumerate(labels, 1))
-    body = text.strip()
-    if link and body.endswith(link):
-        head = body[: -len(link)]
-        if not head or head.endswith("\n"):
-            head = head.rstrip()
-            return f"{head}\n\n{block}\n\n{link}" if head else f"{block}\n\n{link}"
-    return f"{body}\n\n{block}"
 
 
 def retry_after(response: httpx.Response, now: datetime) -> datetime | None:
