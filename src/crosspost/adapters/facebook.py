@@ -1,0 +1,228 @@
+"""Facebook Page: one feed post per delivery, images with alt text, never twice.
+
+The Page access token (``pages_manage_posts``, ``pages_read_engagement``) posts as
+the Page. A text post is ``POST /{page-id}/feed`` with ``message`` (the text, link
+included) and ``link`` (the canonical link, which Facebook turns into a preview
+card). A post with images first uploads each one unpublished (``POST
+/{page-id}/photos`` with ``source``, ``published=false`` and the alt text as
+``alt_text_custom``), then attaches them with ``attached_media[n]={"media_fbid": id}``;
+such a post carries no ``link`` (a Page post is either a link share or a photo post)
+and the link stays clickable in the message.
+
+Facebook has no idempotency key. After an answer was lost,
+:meth:`FacebookAdapter.find_existing` looks for the post among the Page's recent
+ones (``GET /{page-id}/published_posts``) by its message, which holds the link.
+Facebook's own duplicate guard (error 506, "Duplicate status message") is read the
+same way: if the earlier copy is this delivery's, it is the result; otherwise the post
+is refused. Errors and throttling are mapped in :mod:`crosspost.adapters._meta`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from typing import Any
+
+from crosspost.adapters._meta import (
+    DUPLICATE_POST,
+    NO_SUCH_OBJECT,
+    Graph,
+    GraphRejected,
+    dig,
+    node,
+    normalise,
+    parse_time,
+)
+from crosspost.adapters.base import Adapter
+from crosspost.config import FacebookAccount
+from crosspost.exceptions import AuthError, Rejected, Transient, UnknownOutcome
+from crosspost.i18n import _
+from crosspost.models import AccountInfo, Media, PostMetrics, PublishRequest, PublishResult
+
+METRIC_FIELDS = "shares,reactions.summary(total_count),comments.summary(total_count)"
+#: Facebook refuses more than this many images in one post
+MAX_IMAGES = 10
+
+
+class FacebookAdapter(Adapter):
+    platform = "facebook"
+    idempotent_resend = False
+    can_reconcile = True
+
+    #: the Page's posts looked at when reconciling
+    recent_limit = 25
+    #: posts older than the delivery by more than this are never taken for it (clock skew)
+    reconcile_skew = timedelta(minutes=5)
+
+    config: FacebookAccount
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.config, FacebookAccount):
+            raise TypeError("FacebookAdapter needs a FacebookAccount")
+        self._graph: Graph | None = None
+
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            if self._secret is None:
+                raise AuthError(
+                    _("accounts.{account}: no Page access token").format(account=self.name)
+                )
+            self._graph = Graph(
+                self.config.api_url,
+                self._secret.get_secret_value(),
+                transport=self._transport,
+                timeout=self._timeout,
+            )
+        return self._graph
+
+    @property
+    def page(self) -> str:
+        return node(self.config.page_id)
+
+    async def aclose(self) -> None:
+        if self._graph is not None:
+            await self._graph.aclose()
+            self._graph = None
+
+    async def publish(self, request: PublishRequest) -> PublishResult:
+        if len(request.media) > MAX_IMAGES:
+            raise Rejected(
+                _("Facebook takes at most {limit} images in a post; this one has {count}").format(
+                    limit=MAX_IMAGES, count=len(request.media)
+                ),
+                sent=False,
+            )
+        photos = [await self._upload(media) for media in request.media]
+        fields: dict[str, str] = {"message": request.text}
+        if photos:
+            for n, photo in enumerate(photos):
+                fields[f"attached_media[{n}]"] = json.dumps({"media_fbid": photo})
+        elif request.link:
+            fields["link"] = request.link
+        try:
+            data = await self.graph.post(f"/{self.page}/feed", fields)
+        except GraphRejected as exc:
+            if exc.code != DUPLICATE_POST:
+                raise
+            # Facebook keeps the first copy: if it is this delivery's, that is the result.
+            found = await self.find_existing(request)
+            if found is not None:
+                return found
+            raise Rejected(
+                _(
+                    "Facebook refuses the post as a duplicate of an earlier one on the Page "
+                    "({reason}); change the text or delete the earlier post"
+                ).format(reason=exc.message),
+                http_status=exc.http_status,
+            ) from exc
+        post_id = dig(data, "id")
+        if not isinstance(post_id, str) or not post_id:
+            raise UnknownOutcome(_("POST feed: the answer names no post"))
+        return PublishResult(remote_id=post_id, remote_url=self.post_url(post_id))
+
+    async def _upload(self, media: Media) -> str:
+        try:
+            data = await asyncio.to_thread(media.path.read_bytes)
+        except OSError as exc:
+            raise Rejected(
+                _("{path}: cannot read the image: {reason}").format(
+                    path=media.path, reason=exc.strerror or exc
+                ),
+                sent=False,
+            ) from exc
+        try:
+            answer = await self.graph.post(
+                f"/{self.page}/photos",
+                {"published": "false", "alt_text_custom": media.alt},
+                files={"source": (media.path.name, data, media.mime)},
+            )
+        except UnknownOutcome as exc:
+            # An unpublished photo no post uses is invisible: uploading it again is safe.
+            raise Transient(exc.message) from exc
+        photo = dig(answer, "id")
+        if not isinstance(photo, (str, int)) or photo == "":
+            raise Transient(_("POST photos: the answer names no photo"))
+        return str(photo)
+
+    def post_url(self, post_id: str) -> str:
+        page, _sep, post = post_id.partition("_")
+        if post:
+            return f"https://www.facebook.com/{page}/posts/{post}"
+        return f"https://www.facebook.com/{post_id}"
+
+    async def find_existing(self, request: PublishRequest) -> PublishResult | None:
+        """The Page's recent post with exactly this message (and so the link), if any."""
+        data = await self.graph.get(
+            f"/{self.page}/published_posts",
+            fields="id,message,created_time,permalink_url",
+            limit=self.recent_limit,
+        )
+        posts = dig(data, "data")
+        if not isinstance(posts, list):
+            raise Transient(_("the list of the Page's recent posts is not readable"))
+        wanted = normalise(request.text)
+        earliest = request.created_at - self.reconcile_skew
+        for post in posts:
+            created = parse_time(dig(post, "created_time"))
+            if created is not None and created < earliest:
+                continue
+            message = dig(post, "message")
+            post_id = dig(post, "id")
+            if not isinstance(message, str) or not isinstance(post_id, str):
+                continue
+            if request.link and request.link not in message:
+                continue
+            if normalise(message) == wanted:
+                url = dig(post, "permalink_url")
+                return PublishResult(
+                    post_id, url if isinstance(url, str) else self.post_url(post_id)
+                )
+        return None
+
+    async def delete(self, remote_id: str) -> None:
+        try:
+            await self.graph.request("DELETE", f"/{node(remote_id)}", ok=(404,))
+        except GraphRejected as exc:
+            if (exc.code, exc.subcode) == NO_SUCH_OBJECT:
+                return  # already gone, which is what retracting wants
+            raise
+
+    async def metrics(self, remote_id: str) -> PostMetrics | None:
+        data = await self.graph.get(f"/{node(remote_id)}", fields=METRIC_FIELDS)
+        shares = dig(data, "shares", "count")
+        reactions = dig(data, "reactions", "summary", "total_count")
+        comments = dig(data, "comments", "summary", "total_count")
+        return PostMetrics(
+            likes=reactions if isinstance(reactions, int) else None,
+            # Facebook leaves "shares" out of a post nobody shared.
+            reposts=shares if isinstance(shares, int) else 0,
+            replies=comments if isinstance(comments, int) else None,
+            views=None,  # impressions need read_insights and count differently
+        )
+
+    async def followers(self) -> int | None:
+        data = await self.graph.get(f"/{self.page}", fields="followers_count")
+        count = dig(data, "followers_count")
+        return count if isinstance(count, int) else None
+
+    async def verify(self) -> AccountInfo:
+        data = await self.graph.get(f"/{self.page}", fields="id,name,link,followers_count")
+        name = dig(data, "name")
+        if not isinstance(name, str):
+            raise Transient(_("the Page's name is not readable"))
+        link = dig(data, "link")
+        followers = dig(data, "followers_count")
+        return AccountInfo(
+            name=name,
+            url=link
+            if isinstance(link, str)
+            else f"https://www.facebook.com/{self.config.page_id}",
+            detail=_("Facebook Page {id}").format(id=self.config.page_id),
+            followers=followers if isinstance(followers, int) else None,
+        )
+
+
+ADAPTER = FacebookAdapter
