@@ -24,6 +24,12 @@ from crosspost.config import MastodonAccount, Settings
 from crosspost.counting import DEFAULT_LIMITS, measure
 from crosspost.exceptions import PostRejected
 from crosspost.i18n import _
+from crosspost.media import (
+    check_instagram_caption,
+    check_threads_links,
+    fetches_public_media,
+    website_feed,
+)
 from crosspost.models import Post, Rendered
 
 #: Telegram has no alt-text field: the caption describes each image on a line
@@ -194,8 +200,15 @@ MEDIA_RULES: dict[str, tuple[int, int | None]] = {
 NEEDS_IMAGE = frozenset({"instagram"})
 
 
-def check_media(post: Post, name: str, platform: str, *, where: str) -> None:
+def check_media(post: Post, name: str, platform: str, *, where: str, settings: Settings) -> None:
     """Refuse images a platform would refuse (size, alt length) or a missing one."""
+    if post.media and fetches_public_media(platform) and website_feed(settings) is None:
+        raise PostRejected(
+            _(
+                "{where}: account {account} ({platform}) fetches images from the website: "
+                "enable a feed account with public_url, or leave the account out"
+            ).format(where=where, account=name, platform=platform)
+        )
     if platform in NEEDS_IMAGE and not post.media:
         raise PostRejected(
             _(
@@ -280,10 +293,21 @@ def render(
         platform = settings.accounts[name].platform
         text = with_link(variant_for(post, name, platform), link)
         limit = account_limit(name, settings, learned)
-        check_media(post, name, platform, where=where)
+        check_media(post, name, platform, where=where, settings=settings)
         caption = platform == "telegram" and bool(post.media)
         measured = telegram_caption(text, [m.alt for m in post.media], link) if caption else text
         m = measure(platform, measured, limit=None if caption else limit, caption=caption)
+        problem = None
+        if platform == "instagram":
+            problem = check_instagram_caption(text)
+        elif platform == "threads":
+            problem = check_threads_links(text, None if post.media else link)
+        if check and problem:
+            raise PostRejected(
+                _("{where}: account {account}: {problem}").format(
+                    where=where, account=name, problem=problem
+                )
+            )
         if check and not m.fits:
             raise PostRejected(
                 _(

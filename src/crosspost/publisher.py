@@ -30,10 +30,10 @@ from crosspost.i18n import _
 from crosspost.models import (
     Delivery,
     DeliveryState,
+    Media,
     Outcome,
     PublishRequest,
     PublishResult,
-    StoredPost,
 )
 from crosspost.observability import EventLogger
 from crosspost.retry import Action, RetryDecision, RetryPolicy
@@ -90,8 +90,11 @@ class Publisher:
         self.max_inline_wait = max_inline_wait
         self.db = db
         self.stopping = stopping or asyncio.Event()
-        #: the public URLs of a post's images (Instagram and Threads fetch them)
-        self.media_urls: Callable[[StoredPost], tuple[str, ...]] = lambda post: ()
+        #: (platform, post id, media) -> the public URLs of the images, () while the
+        #: website has not published them (Instagram and Threads fetch images there)
+        self.media_urls: Callable[[str, int, tuple[Media, ...]], tuple[str, ...]] = (
+            lambda platform, post_id, media: ()
+        )
 
     async def publish(self, delivery: Delivery) -> DeliveryState | None:
         """Publish one claimed delivery; return its new state (None if the lease was lost)."""
@@ -119,7 +122,6 @@ class Publisher:
             idempotency_key=delivery.idempotency_key,
             created_at=post.created_at,
             checkpoint=checkpoint,
-            media_urls=self.media_urls(post),
         )
         safe = adapter.idempotent_resend or adapter.can_reconcile
         retrying = AsyncRetrying(
@@ -153,7 +155,13 @@ class Publisher:
         if attempt is None:
             raise LeaseLost
         state.attempt = attempt.number
-        request = replace(request, progress=dict(state.progress))
+        request = replace(
+            request,
+            progress=dict(state.progress),
+            # Looked up on every attempt: the website's copy of the images may have
+            # appeared since the last one (Instagram and Threads fetch them there).
+            media_urls=self.media_urls(adapter.platform, request.post_id, request.media),
+        )
         started = time.monotonic()
         try:
             if state.uncertain and adapter.can_reconcile:

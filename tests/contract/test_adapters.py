@@ -61,7 +61,16 @@ class World:
                 "poll_interval": 0.05,
                 "state_dir": str(tmp_path / "state"),
             },
-            accounts={"p": harness.account(), "c": {"platform": "console"}},
+            accounts={
+                "p": harness.account(),
+                "c": {"platform": "console"},
+                # The website's copy: Instagram and Threads fetch images from it.
+                "web": {
+                    "platform": "feed",
+                    "path": str(tmp_path / "site"),
+                    "public_url": f"{SITE}/social",
+                },
+            },
         )
         self.store = MemoryStore()
         self.service = Crosspost(self.settings, self.store)
@@ -73,18 +82,27 @@ class World:
             link=link,
             category=None,
             publish_at=None,
-            accounts=("p", "c"),
-            media=media,
+            accounts=("p", "c", "web"),
+            media=media or self._default_media(),
         )
         [post_id] = self.service.enqueue([self.service.plan(post)])
         return post_id
+
+    def _default_media(self) -> tuple[Media, ...]:
+        """A platform that publishes no text-only posts (Instagram) gets an image."""
+        if not getattr(self.harness, "requires_media", False):
+            return ()
+        image = self.tmp_path / "wappen.png"
+        image.write_bytes(PNG)
+        return (Media(image, "Wappen des Zweckverbands", "image/png"),)
 
     def run_once(self) -> int:
         daemon = Daemon(self.settings, self.store, once=True, handle_signals=False)
         return asyncio.run(daemon.run())
 
     def states(self, post_id: int) -> dict[str, DeliveryState]:
-        return {d.account: d.state for d in self.store.deliveries_of(post_id)}
+        """The platform's and the console's deliveries (the website copy is scaffolding)."""
+        return {d.account: d.state for d in self.store.deliveries_of(post_id) if d.account != "web"}
 
     def delivery(self, post_id: int, account: str = "p") -> Any:
         return next(d for d in self.store.deliveries_of(post_id) if d.account == account)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import re
 import secrets
 import urllib.parse
@@ -61,11 +60,6 @@ INSTAGRAM_TOKEN = "fake-instagram-token"
 THREADS_TOKEN = "fake-threads-token"
 #: a public website where the contract suite's images are (see media.public_media_urls)
 PUBLIC_MEDIA = "https://www.zv-staedtedreieck.de/social/media"
-#: whether the contract suite can feed Instagram and Threads: its World configures the
-#: website's feed account (with public_url) and targets it, the publisher fills
-#: ``PublishRequest.media_urls`` on every attempt, and ``World.enqueue`` attaches an image
-#: where the harness says ``requires_media``. Until then the tests it cannot feed skip.
-CONTRACT_SUITE_SERVES_MEDIA = False
 
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 _HASHTAG = re.compile(r"(?<![\w#&/])#(\w+)")
@@ -1237,33 +1231,6 @@ class ThreadsFake(ContainerFake):
 # -- harnesses for the contract suite ---------------------------------------------------------
 
 
-def _current_test() -> str:
-    """The running test's function name (pytest sets PYTEST_CURRENT_TEST during setup)."""
-    current = os.environ.get("PYTEST_CURRENT_TEST", "")
-    return current.split("::")[-1].split("[")[0].split(" ")[0]
-
-
-def _skip_unless_servable(platform: str, *, text_only_possible: bool) -> None:
-    """Skip the contract tests this platform cannot take as the suite enqueues them.
-
-    Instagram publishes no text-only post; Instagram and Threads fetch images from the
-    website, which the suite's World does not give them yet (CONTRACT_SUITE_SERVES_MEDIA).
-    """
-    import pytest
-
-    if CONTRACT_SUITE_SERVES_MEDIA:
-        return
-    name = _current_test()
-    if name == "test_an_image_keeps_its_alt_text":
-        if not CONTRACT_SUITE_SERVES_MEDIA:
-            pytest.skip(
-                f"{platform} fetches images from the website's public URL; the suite's World "
-                "configures no feed account with public_url, so the request has no media_urls"
-            )
-    elif not text_only_possible:
-        pytest.skip(f"{platform} publishes no text-only posts, and this test enqueues one")
-
-
 class FacebookHarness:
     platform = "facebook"
     create_route = "POST /{page}/feed"
@@ -1371,7 +1338,6 @@ def facebook_harness() -> Iterator[Harness]:
 @register("instagram")
 @contextmanager
 def instagram_harness() -> Iterator[Harness]:
-    _skip_unless_servable("instagram", text_only_possible=False)
     harness = InstagramHarness()
     with harness.server:
         yield harness
@@ -1380,7 +1346,6 @@ def instagram_harness() -> Iterator[Harness]:
 @register("threads")
 @contextmanager
 def threads_harness() -> Iterator[Harness]:
-    _skip_unless_servable("threads", text_only_possible=True)
     harness = ThreadsHarness()
     with harness.server:
         yield harness

@@ -34,7 +34,6 @@ import errno
 import fcntl
 import html
 import json
-import mimetypes
 import os
 import re
 import secrets
@@ -51,6 +50,7 @@ from crosspost.clock import Clock, system_clock
 from crosspost.config import FeedAccount
 from crosspost.exceptions import AuthError, Rejected, Transient
 from crosspost.i18n import _, ngettext
+from crosspost.media import media_file_name
 from crosspost.models import AccountInfo, Media, PublishRequest, PublishResult
 
 if TYPE_CHECKING:
@@ -223,10 +223,8 @@ class FeedAdapter(Adapter):
                 ),
                 sent=False,
             ) from exc
-        suffix = re.sub(r"[^a-z0-9.]", "", media.path.suffix.lower())[:10]
-        if not suffix:
-            suffix = mimetypes.guess_extension(media.mime) or ""
-        name = f"{post_id}-{number}{suffix}"
+        # One naming rule with media.public_media_urls: Instagram and Threads fetch these.
+        name = media_file_name(post_id, number, media)
         self._write(Path("media") / name, data)
         return {"file": name, "alt": media.alt, "mime": media.mime, "length": len(data)}
 
