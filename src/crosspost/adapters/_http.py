@@ -106,6 +106,10 @@ def platform_message(response: httpx.Response, limit: int = 300) -> str:
 
 def _message_from_json(body: Any) -> str:
     if isinstance(body, dict):
+        # XRPC and others put a code in "error" and the words in "message".
+        error, message = body.get("error"), body.get("message")
+        if isinstance(error, str) and " " not in error and isinstance(message, str) and message:
+            return f"{error}: {message}"
         for key in ("error_description", "error", "message", "detail", "description", "title"):
             value = body.get(key)
             if isinstance(value, str) and value:
@@ -150,6 +154,11 @@ class HttpClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def add_secret(self, secret: str) -> None:
+        """Redact a secret learnt later (a session token) from every message."""
+        if secret and secret not in self._secrets:
+            self._secrets.append(secret)
 
     def redact(self, text: str) -> str:
         for secret in self._secrets:
