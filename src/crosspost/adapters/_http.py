@@ -124,6 +124,28 @@ def _message_from_json(body: Any) -> str:
     return ""
 
 
+def json_body(response: httpx.Response) -> Any:
+    """The response's JSON, or None when it has none (platforms answer HTML on some errors)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def dig(data: Any, *keys: str) -> Any:
+    """``data[k1][k2]…`` through nested dicts, None as soon as a level is missing."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def as_int(value: Any) -> int | None:
+    """A count from JSON: an int (not a bool), else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 class HttpClient:
     """An ``httpx.AsyncClient`` for one account, with errors mapped and limits remembered."""
 

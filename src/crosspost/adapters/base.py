@@ -86,9 +86,7 @@ class Adapter(abc.ABC):
         platform does not allow it (e.g. Telegram after 48 hours).
         """
         raise Rejected(
-            _("{platform} posts cannot be deleted through crosspost").format(
-                platform=self.platform
-            )
+            _("{platform} posts cannot be deleted through crosspost").format(platform=self.platform)
         )
 
     async def metrics(self, remote_id: str) -> PostMetrics | None:
@@ -106,8 +104,11 @@ class Adapter(abc.ABC):
     @property
     def state_dir(self) -> Path:
         """A private folder (0700) for session files; sessions are secrets, never in the DB."""
-        folder = self.settings.daemon.state_dir / "sessions"
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        root = self.settings.daemon.state_dir
+        folder = root / "sessions"
+        # Both levels private: mkdir(parents=True) would give the state folder the umask's mode.
+        for path in (root, folder):
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return folder
 
     @abc.abstractmethod

@@ -66,7 +66,7 @@ from crosspost.adapters._atproto import (
     is_tid,
     jwt_expiry,
 )
-from crosspost.adapters._http import HttpClient, header_reset_parser
+from crosspost.adapters._http import HttpClient, as_int, dig, header_reset_parser, json_body
 from crosspost.adapters.base import Adapter
 from crosspost.config import BlueskyAccount
 from crosspost.counting import BLUESKY_MAX_BYTES, DEFAULT_LIMITS, count_bluesky
@@ -175,7 +175,7 @@ class BlueskyAdapter(Adapter):
                 headers={**headers, "Authorization": f"Bearer {session.access}"},
                 classify=self._classify,
             )
-            return _json(response)
+            return json_body(response)
 
         session = await self._current_session()
         try:
@@ -269,7 +269,7 @@ class BlueskyAdapter(Adapter):
         except UnknownOutcome as exc:
             # The old refresh token stays usable for a grace period: trying again is safe.
             raise Transient(exc.message) from exc
-        renewed = self._session_from(_json(response), fallback=session)
+        renewed = self._session_from(json_body(response), fallback=session)
         self._save_session(renewed)
         log.info("session_refreshed", account=self.name)
         return renewed
@@ -291,13 +291,13 @@ class BlueskyAdapter(Adapter):
                 ),
                 http_status=exc.http_status,
             ) from exc
-        session = self._session_from(_json(response))
+        session = self._session_from(json_body(response))
         self._save_session(session)
         log.info("session_created", account=self.name, did=session.did)
         return session
 
     def _session_from(self, data: Any, fallback: Session | None = None) -> Session:
-        values = {name: _dig(data, name) for name in ("did", "handle", "accessJwt", "refreshJwt")}
+        values = {name: dig(data, name) for name in ("did", "handle", "accessJwt", "refreshJwt")}
         if not isinstance(values["accessJwt"], str) or not isinstance(values["refreshJwt"], str):
             raise Transient(_("the session answer holds no tokens"))
         did = values["did"] if isinstance(values["did"], str) else None
@@ -360,7 +360,7 @@ class BlueskyAdapter(Adapter):
                 log.info("record_found", account=self.name, rkey=rkey)
                 return existing
             raise
-        uri = _dig(answer, "uri")
+        uri = dig(answer, "uri")
         if not isinstance(uri, str) or not uri.startswith("at://"):
             raise UnknownOutcome(_("createRecord: the answer names no record"))
         return self._result(uri)
@@ -393,7 +393,7 @@ class BlueskyAdapter(Adapter):
         except UnknownOutcome as exc:
             # A blob no record uses is never shown and expires: uploading again is safe.
             raise Transient(exc.message) from exc
-        blob = _dig(answer, "blob")
+        blob = dig(answer, "blob")
         if not isinstance(blob, dict):
             raise Transient(_("uploadBlob: the answer names no blob"))
         image: dict[str, Any] = {"image": blob, "alt": media.alt}
@@ -416,7 +416,7 @@ class BlueskyAdapter(Adapter):
             answer = await self._xrpc("GET", "com.atproto.repo.getRecord", params=params)
         except RecordNotFound:
             return None
-        uri = _dig(answer, "uri")
+        uri = dig(answer, "uri")
         return self._result(uri) if isinstance(uri, str) else None
 
     def _result(self, uri: str) -> PublishResult:
@@ -456,14 +456,14 @@ class BlueskyAdapter(Adapter):
             answer = await self._xrpc("GET", "app.bsky.feed.getPosts", params={"uris": remote_id})
         except NotSupported:
             return None
-        posts = _dig(answer, "posts")
+        posts = dig(answer, "posts")
         if not isinstance(posts, list) or not posts or not isinstance(posts[0], dict):
             return None
         post = posts[0]
         return PostMetrics(
-            likes=_int(post.get("likeCount")),
-            reposts=_int(post.get("repostCount")),
-            replies=_int(post.get("replyCount")),
+            likes=as_int(post.get("likeCount")),
+            reposts=as_int(post.get("repostCount")),
+            replies=as_int(post.get("replyCount")),
             views=None,
         )
 
@@ -475,11 +475,11 @@ class BlueskyAdapter(Adapter):
             )
         except NotSupported:
             return None
-        return _int(_dig(answer, "followersCount"))
+        return as_int(dig(answer, "followersCount"))
 
     async def verify(self) -> AccountInfo:
         answer = await self._xrpc("GET", "com.atproto.server.getSession")
-        handle, did = _dig(answer, "handle"), _dig(answer, "did")
+        handle, did = dig(answer, "handle"), dig(answer, "did")
         if not isinstance(handle, str) or not isinstance(did, str):
             raise Transient(_("getSession names no account"))
         return AccountInfo(
@@ -541,25 +541,6 @@ def _expires_soon(token: str) -> bool:
 
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _dig(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 ADAPTER = BlueskyAdapter

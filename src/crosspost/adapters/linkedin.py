@@ -36,7 +36,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from crosspost.adapters._http import HttpClient, platform_message
+from crosspost.adapters._http import HttpClient, as_int, dig, json_body, platform_message
 from crosspost.adapters.base import Adapter
 from crosspost.clock import Clock, system_clock
 from crosspost.config import LinkedInAccount
@@ -305,8 +305,8 @@ class LinkedInAdapter(Adapter):
         except UnknownOutcome as exc:
             # An image no post uses is invisible: initialising again is safe.
             raise Transient(exc.message) from exc
-        value = _dig(_json(response), "value")
-        upload_url, image = _dig(value, "uploadUrl"), _dig(value, "image")
+        value = dig(json_body(response), "value")
+        upload_url, image = dig(value, "uploadUrl"), dig(value, "image")
         if not isinstance(upload_url, str) or not isinstance(image, str):
             raise Transient(_("POST /rest/images: the answer names no upload address"))
         if not self._trusted_upload_url(upload_url):
@@ -361,7 +361,7 @@ class LinkedInAdapter(Adapter):
             f"/rest/posts?author={_encode(self.organization)}&q=author&count={count}",
             headers={"X-RestLi-Method": "FINDER"},
         )
-        posts = _dig(_json(response), "elements")
+        posts = dig(json_body(response), "elements")
         if not isinstance(posts, list):
             raise Transient(_("the list of the page's recent posts is not readable"))
         return posts
@@ -371,11 +371,11 @@ class LinkedInAdapter(Adapter):
         await self._call("DELETE", f"/rest/posts/{_encode(remote_id)}", ok=(404,))
 
     async def metrics(self, remote_id: str) -> PostMetrics | None:
-        social = _json(await self._call("GET", f"/rest/socialActions/{_encode(remote_id)}"))
+        social = json_body(await self._call("GET", f"/rest/socialActions/{_encode(remote_id)}"))
         views, reposts = await self._share_statistics(remote_id)
         return PostMetrics(
-            likes=_count(_dig(social, "likesSummary", "totalLikes")),
-            replies=_count(_dig(social, "commentsSummary", "aggregatedTotalComments")),
+            likes=as_int(dig(social, "likesSummary", "totalLikes")),
+            replies=as_int(dig(social, "commentsSummary", "aggregatedTotalComments")),
             reposts=reposts,
             views=views,
         )
@@ -397,11 +397,11 @@ class LinkedInAdapter(Adapter):
         except (AuthError, Rejected):
             # 403: the token lacks rw_organization_admin; 400: older than LinkedIn's 12 months.
             return None, None
-        elements = _dig(_json(response), "elements")
+        elements = dig(json_body(response), "elements")
         for element in elements if isinstance(elements, list) else []:
             if isinstance(element, dict) and element.get(field) == urn:
                 totals = element.get("totalShareStatistics")
-                return _count(_dig(totals, "impressionCount")), _count(_dig(totals, "shareCount"))
+                return as_int(dig(totals, "impressionCount")), as_int(dig(totals, "shareCount"))
         return None, None
 
     async def followers(self) -> int | None:
@@ -416,7 +416,7 @@ class LinkedInAdapter(Adapter):
             if error.http_status == 403:
                 return None  # a missing optional scope must not pause the account
             raise
-        return _count(_dig(_json(response), "firstDegreeSize"))
+        return as_int(dig(json_body(response), "firstDegreeSize"))
 
     # -- the credential --------------------------------------------------------------------
 
@@ -427,7 +427,7 @@ class LinkedInAdapter(Adapter):
         organization: Any = None
         try:
             number = self.organization.rsplit(":", 1)[1]
-            organization = _json(await self._call("GET", f"/rest/organizations/{number}"))
+            organization = json_body(await self._call("GET", f"/rest/organizations/{number}"))
         except (AuthError, Rejected):
             pass  # the lookup wants rw_organization_admin; the URN names the page as well
         try:
@@ -442,7 +442,7 @@ class LinkedInAdapter(Adapter):
         expires = self.token_expires_at()
         if expires is not None:
             notes.append(self._expiry_note(expires))
-        name, vanity = _dig(organization, "localizedName"), _dig(organization, "vanityName")
+        name, vanity = dig(organization, "localizedName"), dig(organization, "vanityName")
         return AccountInfo(
             name=name if isinstance(name, str) and name else self.organization,
             url=f"https://www.linkedin.com/company/{vanity}/" if isinstance(vanity, str) else None,
@@ -498,16 +498,16 @@ class LinkedInAdapter(Adapter):
             raise Rejected(exc.message, http_status=exc.http_status) from exc
         finally:
             await oauth.aclose()
-        answer = _json(response)
-        if _dig(answer, "active") is False:
+        answer = json_body(response)
+        if dig(answer, "active") is False:
             raise AuthError(
                 _(
                     "LinkedIn says the access token is {status}; LinkedIn tokens last 60 days "
                     "and cannot be refreshed: create a new one and replace accounts.{account}'s "
                     "token (see docs/platforms/linkedin.md)"
-                ).format(status=_dig(answer, "status") or "inactive", account=self.name)
+                ).format(status=dig(answer, "status") or "inactive", account=self.name)
             )
-        expires = _dig(answer, "expires_at")
+        expires = dig(answer, "expires_at")
         if isinstance(expires, int) and not isinstance(expires, bool) and expires > 0:
             self._expires_at = datetime.fromtimestamp(expires, UTC)
 
@@ -541,36 +541,17 @@ def _same_content(content: Any, request: PublishRequest) -> bool:
     if not isinstance(content, dict):
         return False
     if not request.media:
-        source: Any = _dig(content, "article", "source")
+        source: Any = dig(content, "article", "source")
         return isinstance(source, str) and source == request.link
     if len(request.media) == 1:
-        return isinstance(_dig(content, "media", "id"), str)
-    images = _dig(content, "multiImage", "images")
+        return isinstance(dig(content, "media", "id"), str)
+    images = dig(content, "multiImage", "images")
     return isinstance(images, list) and len(images) == len(request.media)
 
 
 def _encode(urn: str) -> str:
     """A URN as Rest.li 2.0 wants it in a path or query: every reserved character encoded."""
     return quote(urn, safe="")
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _dig(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _from_millis(value: Any) -> datetime | None:

@@ -24,9 +24,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
-
-from crosspost.adapters._http import HttpClient, header_reset_parser
+from crosspost.adapters._http import HttpClient, dig, header_reset_parser, json_body
 from crosspost.adapters.base import Adapter
 from crosspost.config import MastodonAccount
 from crosspost.exceptions import AuthError, Rejected, Transient, UnknownOutcome
@@ -91,7 +89,7 @@ class MastodonAdapter(Adapter):
             response = await self.http.request("GET", "/api/v2/instance")
         except Rejected:
             return  # an instance without /api/v2/instance (before 4.0): keep the default
-        limit = _dig(_json(response), "configuration", "statuses", "max_characters")
+        limit = dig(json_body(response), "configuration", "statuses", "max_characters")
         if isinstance(limit, int) and limit > 0:
             self._limit = limit
 
@@ -118,7 +116,7 @@ class MastodonAdapter(Adapter):
             json=body,
             headers={"Idempotency-Key": idempotency_header(request.idempotency_key)},
         )
-        status = _json(response)
+        status = json_body(response)
         result = _result(status)
         if result is None:
             raise UnknownOutcome(
@@ -149,11 +147,11 @@ class MastodonAdapter(Adapter):
         except UnknownOutcome as exc:
             # An attachment no status uses is invisible and expires: uploading again is safe.
             raise Transient(exc.message) from exc
-        attachment = _json(response)
-        media_id = _dig(attachment, "id")
+        attachment = json_body(response)
+        media_id = dig(attachment, "id")
         if not isinstance(media_id, (str, int)):
             raise Transient(_("POST /api/v2/media: the answer names no attachment"))
-        if response.status_code == 202 or _dig(attachment, "url") is None:
+        if response.status_code == 202 or dig(attachment, "url") is None:
             await self._wait_processed(str(media_id))
         return str(media_id)
 
@@ -181,7 +179,7 @@ class MastodonAdapter(Adapter):
             f"/api/v1/accounts/{quote(account_id, safe='')}/statuses",
             params={"limit": self.recent_limit, "exclude_reblogs": "true"},
         )
-        statuses = _json(response)
+        statuses = json_body(response)
         if not isinstance(statuses, list):
             raise Transient(_("the list of recent statuses is not readable"))
         wanted = normalise(request.text)
@@ -206,15 +204,15 @@ class MastodonAdapter(Adapter):
         )
 
     async def verify(self) -> AccountInfo:
-        account = _json(await self.http.request("GET", "/api/v1/accounts/verify_credentials"))
-        acct, url, account_id = _dig(account, "acct"), _dig(account, "url"), _dig(account, "id")
+        account = json_body(await self.http.request("GET", "/api/v1/accounts/verify_credentials"))
+        acct, url, account_id = dig(account, "acct"), dig(account, "url"), dig(account, "id")
         if not isinstance(acct, str) or not isinstance(account_id, (str, int)):
             raise Transient(_("verify_credentials names no account"))
         self._account_id = str(account_id)
         host = urlsplit(url).hostname if isinstance(url, str) else None
         handle = f"@{acct}" if "@" in acct or not host else f"@{acct}@{host}"
-        display = _dig(account, "display_name")
-        followers = _dig(account, "followers_count")
+        display = dig(account, "display_name")
+        followers = dig(account, "followers_count")
         return AccountInfo(
             name=handle,
             url=url if isinstance(url, str) else None,
@@ -223,12 +221,12 @@ class MastodonAdapter(Adapter):
         )
 
     async def metrics(self, remote_id: str) -> PostMetrics | None:
-        status = _json(
+        status = json_body(
             await self.http.request("GET", f"/api/v1/statuses/{quote(remote_id, safe='')}")
         )
 
         def count(key: str) -> int | None:
-            value = _dig(status, key)
+            value = dig(status, key)
             return value if isinstance(value, int) else None
 
         # Mastodon counts no views.
@@ -281,26 +279,11 @@ def normalise(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _dig(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
 def _result(status: Any) -> PublishResult | None:
-    status_id = _dig(status, "id")
+    status_id = dig(status, "id")
     if not isinstance(status_id, (str, int)) or status_id == "":
         return None
-    url = _dig(status, "url")
+    url = dig(status, "url")
     return PublishResult(remote_id=str(status_id), remote_url=url if isinstance(url, str) else None)
 
 

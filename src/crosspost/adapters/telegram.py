@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from crosspost.adapters._http import HttpClient
+from crosspost.adapters._http import HttpClient, dig, json_body
 from crosspost.adapters.base import Adapter
 from crosspost.compose import telegram_caption
 from crosspost.config import TelegramAccount
@@ -62,7 +62,7 @@ def retry_after(response: httpx.Response, now: datetime) -> datetime | None:
     """Telegram's flood-control hint (``parameters.retry_after`` seconds) on a 429."""
     if response.status_code != 429:
         return None
-    seconds = _dig(_json(response), "parameters", "retry_after")
+    seconds = dig(json_body(response), "parameters", "retry_after")
     if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0:
         return now + timedelta(seconds=seconds)
     return None
@@ -162,13 +162,13 @@ class TelegramAdapter(Adapter):
             )
 
     def _result(self, messages: list[Any]) -> PublishResult:
-        ids = [_dig(m, "message_id") for m in messages]
+        ids = [dig(m, "message_id") for m in messages]
         if not ids or not all(isinstance(i, int) and i > 0 for i in ids):
             raise UnknownOutcome(_("Telegram answered without a message id"))
-        chat = _dig(messages[0], "chat")
-        chat_id = _dig(chat, "id")
+        chat = dig(messages[0], "chat")
+        chat_id = dig(chat, "id")
         where = str(chat_id) if isinstance(chat_id, int) else str(self.chat)
-        username = _dig(chat, "username")
+        username = dig(chat, "username")
         return PublishResult(
             remote_id=f"{where}/{','.join(str(i) for i in ids)}",
             remote_url=self._message_url(username, where, ids[0]),
@@ -226,21 +226,21 @@ class TelegramAdapter(Adapter):
     async def verify(self) -> AccountInfo:
         """The bot's token works, the chat exists, and the bot may post there."""
         bot = await self._call("GET", "getMe")
-        bot_id, bot_name = _dig(bot, "id"), _dig(bot, "username")
+        bot_id, bot_name = dig(bot, "id"), dig(bot, "username")
         if not isinstance(bot_id, int):
             raise Transient(_("Telegram's getMe names no bot"))
         chat = await self._call("GET", "getChat", params={"chat_id": self.chat})
         member = await self._call(
             "GET", "getChatMember", params={"chat_id": self.chat, "user_id": bot_id}
         )
-        if not _may_post(_dig(chat, "type"), member):
+        if not _may_post(dig(chat, "type"), member):
             raise AuthError(
                 _(
                     "the bot @{bot} may not post in {chat}: make it an administrator of the "
                     "channel with the right to post messages"
                 ).format(bot=bot_name, chat=self.config.chat)
             )
-        username, title = _dig(chat, "username"), _dig(chat, "title")
+        username, title = dig(chat, "username"), dig(chat, "title")
         followers = await self.followers()
         return AccountInfo(
             name=f"@{username}" if isinstance(username, str) else str(title or self.config.chat),
@@ -254,18 +254,18 @@ class TelegramAdapter(Adapter):
     async def _call(self, method: str, name: str, **kwargs: Any) -> Any:
         """Call Bot API method ``name``; its ``result``, or the mapped error."""
         response = await self.http.request(method, f"/{name}", classify=self._classify, **kwargs)
-        answer = _json(response)
+        answer = json_body(response)
         if not isinstance(answer, dict) or answer.get("ok") is not True or "result" not in answer:
             raise _unreadable(name, response.status_code, method)
         return answer["result"]
 
     def _classify(self, response: httpx.Response) -> PlatformError | None:
         """Telegram's own error envelope, where it means more than its HTTP status."""
-        answer = _json(response)
-        description = _dig(answer, "description")
+        answer = json_body(response)
+        description = dig(answer, "description")
         text = description if isinstance(description, str) else ""
         status = response.status_code
-        migrated = _dig(answer, "parameters", "migrate_to_chat_id")
+        migrated = dig(answer, "parameters", "migrate_to_chat_id")
         if isinstance(migrated, int):
             return AuthError(
                 _(
@@ -294,14 +294,14 @@ class TelegramAdapter(Adapter):
 
 
 def _may_post(chat_type: Any, member: Any) -> bool:
-    status = _dig(member, "status")
+    status = dig(member, "status")
     if chat_type == "channel":
         return status == "creator" or (
-            status == "administrator" and _dig(member, "can_post_messages") is True
+            status == "administrator" and dig(member, "can_post_messages") is True
         )
     if status in ("left", "kicked"):
         return False
-    return status != "restricted" or _dig(member, "can_send_messages") is True
+    return status != "restricted" or dig(member, "can_send_messages") is True
 
 
 async def _read_photo(media: Media) -> tuple[str, bytes, str]:
@@ -351,21 +351,6 @@ def _unreadable(name: str, status: int, method: str) -> PlatformError:
     if method == "GET":
         return Transient(message, http_status=status)
     return UnknownOutcome(message, http_status=status)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _dig(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
 
 
 ADAPTER = TelegramAdapter

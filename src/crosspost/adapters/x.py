@@ -40,7 +40,7 @@ from urllib.parse import quote
 
 import httpx
 
-from crosspost.adapters._http import HttpClient, parse_reset
+from crosspost.adapters._http import HttpClient, dig, json_body, parse_reset
 from crosspost.adapters.base import Adapter
 from crosspost.clock import system_clock
 from crosspost.config import XAccount
@@ -279,9 +279,9 @@ class XAdapter(Adapter):
         except UnknownOutcome as exc:
             # Nothing was posted; the next refresh tells whether the token was spent.
             raise Transient(exc.message) from exc
-        answer = _json(response)
-        access, rotated = _dig(answer, "access_token"), _dig(answer, "refresh_token")
-        lifetime = _dig(answer, "expires_in")
+        answer = json_body(response)
+        access, rotated = dig(answer, "access_token"), dig(answer, "refresh_token")
+        lifetime = dig(answer, "expires_in")
         if not isinstance(access, str) or not access:
             raise Transient(_("X's token endpoint answered without an access token"))
         self.http.add_secret(access)
@@ -300,8 +300,8 @@ class XAdapter(Adapter):
 
     def _token_error(self, response: httpx.Response) -> PlatformError | None:
         if response.status_code in (400, 401, 403):
-            answer = _json(response)
-            reason = _dig(answer, "error_description") or _dig(answer, "error") or ""
+            answer = json_body(response)
+            reason = dig(answer, "error_description") or dig(answer, "error") or ""
             return AuthError(
                 _(
                     "X refused to renew the access token ({status} {reason}); authorise the "
@@ -344,7 +344,7 @@ class XAdapter(Adapter):
                 ).format(message=duplicate.message),
                 http_status=duplicate.http_status,
             ) from duplicate
-        post_id = _dig(_json(response), "data", "id")
+        post_id = dig(json_body(response), "data", "id")
         if not isinstance(post_id, str) or not post_id:
             raise UnknownOutcome(
                 _("POST /2/tweets: the answer names no post (HTTP {status})").format(
@@ -386,7 +386,7 @@ class XAdapter(Adapter):
                 data={"media_category": "tweet_image"}
                 | ({"media_type": media.mime} if media.mime in _MEDIA_TYPES else {}),
             )
-            media_id = _dig(_json(response), "data", "id")
+            media_id = dig(json_body(response), "data", "id")
             if not isinstance(media_id, str) or not media_id:
                 raise Transient(_("POST /2/media/upload: the answer names no media id"))
             await self._call(
@@ -413,15 +413,15 @@ class XAdapter(Adapter):
                 "start_time": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             },
         )
-        answer = _json(response)
-        posts = _dig(answer, "data")
+        answer = json_body(response)
+        posts = dig(answer, "data")
         if posts is None and isinstance(answer, dict) and "errors" not in answer:
             return None  # no post in the window: X leaves "data" out
         if not isinstance(posts, list):
             raise Transient(_("the list of recent posts is not readable"))
         wanted = normalise(request.text)
         for post in posts:
-            post_id = _dig(post, "id")
+            post_id = dig(post, "id")
             if not isinstance(post_id, str):
                 continue
             text, links = expand(post)
@@ -435,10 +435,10 @@ class XAdapter(Adapter):
         """Delete the post; gone already (404, or ``deleted: false`` for a missing post) is done."""
         path = f"/2/tweets/{quote(remote_id, safe='')}"
         response = await self._call("DELETE", path, ok=(404,))
-        if response.status_code == 404 or _dig(_json(response), "data", "deleted") is True:
+        if response.status_code == 404 or dig(json_body(response), "data", "deleted") is True:
             return
         check = await self._call("GET", path)
-        if _dig(_json(check), "data", "id") == remote_id:
+        if dig(json_body(check), "data", "id") == remote_id:
             raise Rejected(
                 _("X did not delete post {id}").format(id=remote_id),
                 http_status=response.status_code,
@@ -450,7 +450,7 @@ class XAdapter(Adapter):
             f"/2/tweets/{quote(remote_id, safe='')}",
             params={"tweet.fields": "public_metrics"},
         )
-        counts = _dig(_json(response), "data", "public_metrics")
+        counts = dig(json_body(response), "data", "public_metrics")
         if not isinstance(counts, dict):
             return None  # the post is gone (X answers 200 with "errors")
         return PostMetrics(
@@ -462,11 +462,11 @@ class XAdapter(Adapter):
 
     async def followers(self) -> int | None:
         user = await self._me()
-        return _count(_dig(user, "public_metrics") or {}, "followers_count")
+        return _count(dig(user, "public_metrics") or {}, "followers_count")
 
     async def verify(self) -> AccountInfo:
         user = await self._me()
-        username, name = _dig(user, "username"), _dig(user, "name")
+        username, name = dig(user, "username"), dig(user, "name")
         if not isinstance(username, str):
             raise Transient(_("X's /2/users/me names no account"))
         return AccountInfo(
@@ -474,13 +474,13 @@ class XAdapter(Adapter):
             url=f"https://x.com/{username}",
             detail=name if isinstance(name, str) and name else None,
             token_expires_at=self.token_expires_at(),
-            followers=_count(_dig(user, "public_metrics") or {}, "followers_count"),
+            followers=_count(dig(user, "public_metrics") or {}, "followers_count"),
         )
 
     async def _me(self) -> Any:
         response = await self._call("GET", "/2/users/me", params={"user.fields": "public_metrics"})
-        user = _dig(_json(response), "data")
-        user_id = _dig(user, "id")
+        user = dig(json_body(response), "data")
+        user_id = dig(user, "id")
         if not isinstance(user_id, str):
             raise Transient(_("X's /2/users/me names no account"))
         self._user_id = user_id
@@ -500,15 +500,15 @@ def expand(post: Any) -> tuple[str, list[str]]:
     for attached media; ``entities.urls`` maps each back. The media link is dropped.
     Returns the text and the expanded URLs.
     """
-    text = str(_dig(post, "text") or "")
-    urls = _dig(post, "entities", "urls")
+    text = str(dig(post, "text") or "")
+    urls = dig(post, "entities", "urls")
     links: list[str] = []
     if isinstance(urls, list):
         for entity in urls:
-            short, expanded = _dig(entity, "url"), _dig(entity, "expanded_url")
+            short, expanded = dig(entity, "url"), dig(entity, "expanded_url")
             if not isinstance(short, str) or not short:
                 continue
-            if _dig(entity, "media_key") is not None:
+            if dig(entity, "media_key") is not None:
                 text = text.replace(short, "")
             elif isinstance(expanded, str) and expanded:
                 links.append(expanded)
@@ -523,15 +523,15 @@ def normalise(text: str) -> str:
 
 def _classify(response: httpx.Response) -> PlatformError | None:
     """X's problem documents, where they mean more than the HTTP status."""
-    answer = _json(response)
-    detail = _dig(answer, "detail")
+    answer = json_body(response)
+    detail = dig(answer, "detail")
     status = response.status_code
     if status == 403 and isinstance(detail, str) and _DUPLICATE in detail:
         return DuplicateContent(detail, http_status=status)
     if status == 400:
-        errors = _dig(answer, "errors")
+        errors = dig(answer, "errors")
         messages = (
-            [m for m in (_dig(e, "message") for e in errors or []) if isinstance(m, str) and m]
+            [m for m in (dig(e, "message") for e in errors or []) if isinstance(m, str) and m]
             if isinstance(errors, list)
             else []
         )
@@ -550,7 +550,7 @@ def _result(post_id: str) -> PublishResult:
 
 
 def _count(counts: Any, key: str) -> int | None:
-    value = _dig(counts, key)
+    value = dig(counts, key)
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -592,21 +592,6 @@ def _parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _dig(data: Any, *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
 
 
 ADAPTER = XAdapter
