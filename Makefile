@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CP     := $(BIN)/crosspost
 
-.PHONY: demo test lint check i18n bench clean venv
+.PHONY: demo test lint check i18n bench reliability clean venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ check: lint test
 ## bench: the performance harness; writes bench/results/latest.{md,json}
 bench: venv
 	$(BIN)/python bench/run.py
+
+## reliability: the long crash, fault, bad-input, secrets and storage run (tests/reliability);
+## writes bench/results/reliability.{md,json} with its figures (make test runs the short one)
+reliability: venv
+	$(BIN)/python bench/reliability.py
 
 ## i18n: extract crosspost's and click's messages, merge them into the German catalogue, compile it
 LOCALE    := src/crosspost/locale

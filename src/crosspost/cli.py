@@ -8,6 +8,7 @@ so that ``--help`` and simple commands start fast.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from crosspost import __version__
-from crosspost.i18n import _, localize_click, translate_command_help
+from crosspost.i18n import _, localize_click, ngettext, translate_command_help
 
 if TYPE_CHECKING:
     from crosspost.config import Settings
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from crosspost.store.sql import SqlStore
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: post ids are positive 64-bit integers (SQLite and PostgreSQL cannot look up larger ones)
+POST_ID = click.IntRange(1, 2**63 - 1)
 
 
 class App:
@@ -46,9 +49,7 @@ class App:
 
     def store(self, *, check: bool = True) -> SqlStore:
         if self._store is None:
-            from crosspost.store.sql import SqlStore
-
-            self._store = SqlStore(self.settings.database.url)
+            self._store = open_store(self.settings.database.url)
             if check:
                 self._store.check_schema()
         return self._store
@@ -63,12 +64,40 @@ class App:
             self._store.close()
 
 
+def open_store(url: str, *, create: bool = False) -> SqlStore:
+    """The store behind ``database.url``; a URL no installed driver can open is bad input."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from crosspost.exceptions import ConfigError
+    from crosspost.store.sql import SqlStore
+
+    try:
+        return SqlStore(url, create=create)
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        shown = re.sub(r"(://[^/:@]*:)[^/@]*@", r"\1***@", url)  # never print a password
+        raise ConfigError(
+            _(
+                "database.url: cannot open {url!r} ({reason}); use sqlite:///path/to/crosspost.db "
+                "or postgresql+psycopg://user@host/database"
+            ).format(url=shown, reason=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        ) from exc
+
+
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+#: what would break an error line in two or steer the terminal (file names may hold it)
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters and line separators shown as escapes."""
+    return _LINE_BREAKING.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(_("crosspost: error: {message}").format(message=message), err=True)
+    click.echo(_("crosspost: error: {message}").format(message=one_line(message)), err=True)
     sys.exit(code)
 
 
@@ -204,10 +233,15 @@ def _iso(when: Any) -> str | None:
 @pass_app
 def preview(app: App, target: str, as_json: bool) -> None:
     """Show the exact text each account would receive (FILE or post ID)."""
+    from crosspost.exceptions import NotFound
+
     with _errors(app):
         service = app.service()
         notes: list[str] = []
-        if target.isdigit() and not Path(target).exists():
+        # Only ASCII digits make an id ("²" is a digit to str.isdigit, and a possible file name).
+        if target.isascii() and target.isdigit() and not Path(target).exists():
+            if not 0 < int(target) < 2**63:
+                raise NotFound(_("post {id} does not exist").format(id=target))
             _post, rendered = service.stored_preview(int(target))
         else:
             planned = service.plan(service.read_files([Path(target)])[0], check=False)
@@ -234,17 +268,21 @@ def preview(app: App, target: str, as_json: bool) -> None:
             return
         for note in notes:
             click.echo(_("note: {note}").format(note=note))
-        too_long = False
+        too_long = [r.account for r in rendered if r.length > r.limit]
         for r in rendered:
             verdict = "" if r.length <= r.limit else "  " + _("TOO LONG")
-            too_long = too_long or r.length > r.limit
             click.echo(
                 f"── {r.account} ({r.platform}) {r.length}/{r.limit} {_(r.unit)}{verdict} ──"
             )
             click.echo(r.text)
             click.echo()
         if too_long:
-            sys.exit(2)
+            fail(
+                _("{target}: too long for {accounts}; shorten the text or add a variant").format(
+                    target=target, accounts=", ".join(too_long)
+                ),
+                2,
+            )
 
 
 # -- reading the queue --------------------------------------------------------------------
@@ -265,7 +303,14 @@ STATES = ["scheduled", "publishing", "published", "retrying", "failed", "unknown
 def list_(app: App, status: str | None, limit: int, as_json: bool) -> None:
     """Posts with their per-account delivery states, newest first."""
     from crosspost.models import DeliveryState, post_state
-    from crosspost.views import delivery_summary, local, post_json, state_label, truncate
+    from crosspost.views import (
+        delivery_summary,
+        local,
+        post_json,
+        state_label,
+        table,
+        truncate,
+    )
 
     with _errors(app):
         store = app.store()
@@ -282,19 +327,24 @@ def list_(app: App, status: str | None, limit: int, as_json: bool) -> None:
             click.echo(_("no posts"))
             return
         zone = app.settings.site.zone
-        click.echo(
-            f"{_('ID'):>5}  {_('STATE'):<16} {_('DUE'):<16}  {_('TITLE'):<36} {_('ACCOUNTS')}"
-        )
+        lines = [(_("ID"), _("STATE"), _("DUE"), _("TITLE"), _("ACCOUNTS"))]
         for post, ds in rows:
             due = min((d.due_at for d in ds), default=post.publish_at)
-            click.echo(
-                f"{post.id:>5}  {state_label(post_state([d.state for d in ds])):<16} "
-                f"{local(due, zone):<16}  {truncate(post.title, 36):<36} {delivery_summary(ds)}"
+            lines.append(
+                (
+                    str(post.id),
+                    state_label(post_state([d.state for d in ds])),
+                    local(due, zone),
+                    truncate(post.title, 36),
+                    delivery_summary(ds),
+                )
             )
+        for line in table(lines, right=(0,)):
+            click.echo(line)
 
 
 @main_group.command()
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=POST_ID)
 @json_option
 @pass_app
 def show(app: App, post_id: int, as_json: bool) -> None:
@@ -329,7 +379,7 @@ def show(app: App, post_id: int, as_json: bool) -> None:
             click.echo("  " + _("file: {path}").format(path=post.source))
         click.echo("  " + _("deliveries:"))
         for d in ds:
-            line = f"    {d.account:<14} {state_label(d.state.value):<12} {local(d.due_at, zone)}"
+            line = f"    {d.account:<14} {state_label(d.state.value):<20} {local(d.due_at, zone)}"
             if d.remote_url:
                 line += f"  {d.remote_url}"
             if d.error:
@@ -343,20 +393,24 @@ def show(app: App, post_id: int, as_json: bool) -> None:
 
 # -- changing the queue -------------------------------------------------------------------
 @main_group.command()
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=POST_ID)
 @pass_app
 def cancel(app: App, post_id: int) -> None:
     """Cancel a post's waiting deliveries."""
     with _errors(app):
         service = app.service()
         n = service.store.cancel(post_id, now=service.clock.now())
-        click.echo(_("post {id}: {n} deliveries cancelled").format(id=post_id, n=n))
+        click.echo(
+            ngettext(
+                "post {id}: {n} delivery cancelled", "post {id}: {n} deliveries cancelled", n
+            ).format(id=post_id, n=n)
+        )
         if n == 0:
             sys.exit(1)
 
 
 @main_group.command()
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=POST_ID)
 @click.option(
     "--at", "at", required=True, metavar="WHEN", help=_('now, +2h, "2026-12-01 09:00" or ISO 8601.')
 )
@@ -376,9 +430,11 @@ def reschedule(app: App, post_id: int, at: str) -> None:
         due = max(resolved.at, now)
         n = service.store.reschedule(post_id, due, now=now)
         click.echo(
-            _("post {id}: {n} deliveries now due {due}").format(
-                id=post_id, n=n, due=service.local(due)
-            )
+            ngettext(
+                "post {id}: {n} delivery now due {due}",
+                "post {id}: {n} deliveries now due {due}",
+                n,
+            ).format(id=post_id, n=n, due=service.local(due))
         )
         if resolved.ambiguous:
             click.echo(
@@ -389,7 +445,7 @@ def reschedule(app: App, post_id: int, at: str) -> None:
 
 
 @main_group.command()
-@click.argument("post_id", type=int, required=False)
+@click.argument("post_id", type=POST_ID, required=False)
 @click.option("--failed", is_flag=True, help=_("Retry every failed or unknown delivery."))
 @pass_app
 def retry(app: App, post_id: int | None, failed: bool) -> None:
@@ -399,14 +455,16 @@ def retry(app: App, post_id: int | None, failed: bool) -> None:
     with _errors(app):
         service = app.service()
         n = service.store.retry(post_id, now=service.clock.now())
-        click.echo(_("{n} deliveries queued again").format(n=n))
+        click.echo(
+            ngettext("{n} delivery queued again", "{n} deliveries queued again", n).format(n=n)
+        )
         if n == 0:
             sys.exit(1)
 
 
 # -- log and status ------------------------------------------------------------------------
 @main_group.command()
-@click.option("--post", "post_id", type=int, help=_("Only this post."))
+@click.option("--post", "post_id", type=POST_ID, help=_("Only this post."))
 @click.option("--since", metavar="WHEN", help=_("2h, today, or a date."))
 @click.option("--follow", "-f", is_flag=True, help=_("Keep printing new attempts."))
 @json_option
@@ -488,7 +546,10 @@ def status(app: App, as_json: bool) -> None:
         counts = store.counts()
         accounts = [a for a in settings.enabled_accounts()]
         due = store.next_due(accounts=accounts, reconcilable=[])
-        problems = store.list_posts(states={DeliveryState.FAILED, DeliveryState.UNKNOWN}, limit=50)
+        # every one: what the daemon cannot settle must reach the admin (SPEC: "listed by status")
+        problems = store.list_posts(
+            states={DeliveryState.FAILED, DeliveryState.UNKNOWN}, limit=1_000_000
+        )
         states = store.account_states()
         paused = {n: st for n, st in states.items() if st.paused_reason}
         expiring = _expiring_tokens(settings, states, now)
@@ -593,7 +654,7 @@ def _expiring_tokens(settings: Any, states: dict[str, Any], now: Any) -> dict[st
 
 
 @main_group.command()
-@click.argument("post_id", type=int)
+@click.argument("post_id", type=POST_ID)
 @json_option
 @pass_app
 def retract(app: App, post_id: int, as_json: bool) -> None:
@@ -796,10 +857,9 @@ def upgrade(app: App) -> None:
     """Create or migrate the schema to this version."""
     from crosspost.store.migrate import upgrade as run_upgrade
     from crosspost.store.schema import SCHEMA_REVISION
-    from crosspost.store.sql import SqlStore
 
     with _errors(app):
-        store = SqlStore(app.settings.database.url, create=True)
+        store = open_store(app.settings.database.url, create=True)
         try:
             run_upgrade(store.engine)
         finally:
@@ -819,6 +879,8 @@ def main() -> None:
         click.echo(_("aborted"), err=True)
         sys.exit(130)
     except click.exceptions.ClickException as exc:
+        if not isinstance(exc, click.exceptions.NoArgsIsHelpError):  # that one is the help text
+            exc.message = one_line(exc.message)
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:

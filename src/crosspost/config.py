@@ -22,7 +22,15 @@ from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,6 +50,7 @@ DEFAULT_CATEGORIES = [
     "einrichtungen",
 ]
 DEFAULT_CONFIG_PATHS = (Path("config/crosspost.toml"), Path("/etc/crosspost/crosspost.toml"))
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class _Section(BaseModel):
@@ -56,6 +65,17 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _require_https(scheme: str, host: str, info: ValidationInfo) -> None:
+    """Secrets travel with every request: plain http only to this machine, or where allowed."""
+    if scheme == "http" and not _is_loopback(host) and not info.data.get("allow_insecure_http"):
+        raise ValueError(
+            _(
+                "must use https (plain http only for a loopback host such as 127.0.0.1, "
+                "or with allow_insecure_http = true in this account)"
+            )
+        )
 
 
 class SiteConfig(_Section):
@@ -103,6 +123,8 @@ class DaemonConfig(_Section):
     concurrency: int = Field(default=4, ge=1, le=64)
     #: how often the daemon looks for changes made by the CLI (seconds)
     poll_interval: float = Field(default=0.2, gt=0, le=60)
+    #: on PostgreSQL, where NOTIFY wakes the daemon: how often it still looks (seconds)
+    listen_fallback_interval: float = Field(default=5.0, gt=0, le=3600)
     #: attempts before a delivery fails for good
     max_attempts: int = Field(default=8, ge=1, le=100)
     #: waits up to this long happen in the daemon; longer ones go back to the queue
@@ -128,6 +150,9 @@ class AccountBase(_Section):
 
     platform: str
     enabled: bool = True
+    #: allow plain http to a host that is not loopback (a proxy on a trusted network);
+    #: declared before the URLs so their validators can read it
+    allow_insecure_http: bool = False
     base_url: str | None = None
     token_env: str | None = None
     token_file: Path | None = None
@@ -149,14 +174,13 @@ class AccountBase(_Section):
 
     @field_validator("base_url")
     @classmethod
-    def _https_base(cls, value: str | None) -> str | None:
+    def _https_base(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute URL such as https://social.example")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("must use https (plain http is allowed only for 127.0.0.1)")
+        _require_https(parts.scheme, parts.hostname, info)
         return value.rstrip("/")
 
     @property
@@ -230,6 +254,7 @@ class MastodonAccount(AccountBase):
 class BlueskyAccount(AccountBase):
     platform: Literal["bluesky"]
     handle: str
+    language: str = "de"
     default_base_url: ClassVar[str | None] = "https://bsky.social"
 
 
@@ -284,12 +309,11 @@ class WebhookAccount(AccountBase):
 
     @field_validator("url")
     @classmethod
-    def _https_url(cls, value: str) -> str:
+    def _https_url(cls, value: str, info: ValidationInfo) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an absolute URL")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
-            raise ValueError("must use https (plain http is allowed only for 127.0.0.1)")
+        _require_https(parts.scheme, parts.hostname, info)
         return value
 
 
@@ -374,7 +398,9 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 def load_settings(path: Path) -> Settings:
     """Read and validate the configuration; any fault is one ConfigError line."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            # Bounded: a device or a pipe named by mistake must not fill the memory.
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(
             _("{path}: configuration file not found; pass --config or set CROSSPOST_CONFIG").format(
@@ -387,13 +413,24 @@ def load_settings(path: Path) -> Settings:
                 path=path, reason=exc.strerror
             )
         ) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            _("{path}: the file is {size} bytes; a configuration may have at most {limit}").format(
+                path=path, size=len(raw), limit=MAX_CONFIG_BYTES
+            )
+        )
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        # A byte order mark (as some Windows editors write) is not part of the TOML.
+        data = tomllib.loads(raw.decode("utf-8").removeprefix("\ufeff"))
     except UnicodeDecodeError:
         raise ConfigError(_("{path}: not UTF-8 text; save it as UTF-8").format(path=path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             _("{path}: not valid TOML: {reason}").format(path=path, reason=str(exc))
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            _("{path}: not valid TOML: {reason}").format(path=path, reason=_("nested too deeply"))
         ) from None
     try:
         settings = Settings(**data)
@@ -429,7 +466,7 @@ def describe_validation_error(path: Path | str, exc: ValidationError) -> str:
         fix = _("must be one of {expected}").format(expected=expected)
     else:
         fix = str(error["msg"]).removeprefix("Value error, ")
-    return _("{path}: {key}: {fix}").format(path=path, key=key or "(top level)", fix=fix)
+    return _("{path}: {key}: {fix}").format(path=path, key=key or _("(top level)"), fix=fix)
 
 
 def _is_union_tag(part: Any) -> bool:

@@ -6,7 +6,10 @@ state. Jobs:
 ``wake``       a date job armed at the earliest due time, re-armed after every
                claim and whenever the database changed
 ``watch``      polls a cheap change marker (SQLite's ``PRAGMA data_version``) so
-               a post the CLI enqueues for "now" is seen within ``poll_interval``
+               a post the CLI enqueues for "now" is seen within ``poll_interval``;
+               on PostgreSQL a ``LISTEN`` task is woken by the enqueue's
+               ``NOTIFY`` instead, and ``watch`` is only its slow fallback
+               (every ``listen_fallback_interval``, 5 s)
 ``leases``     extends the leases of in-flight deliveries, reaps expired ones,
                and writes this daemon's heartbeat
 ``watchdog``   ``WATCHDOG=1`` to systemd at half of ``WatchdogSec=``
@@ -26,9 +29,10 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -39,17 +43,37 @@ from crosspost import __version__, sdnotify
 from crosspost.adapters.base import Adapter, build_adapter
 from crosspost.clock import Clock, system_clock
 from crosspost.config import Settings
-from crosspost.exceptions import AuthError, PlatformError
-from crosspost.models import Delivery, DeliveryState
+from crosspost.exceptions import AuthError, PlatformError, StoreError
+from crosspost.i18n import _
+from crosspost.media import fetches_public_media, media_published, public_media_urls
+from crosspost.models import Delivery, DeliveryState, Media
 from crosspost.observability import EventLogger, register_secret
 from crosspost.publisher import Publisher
 from crosspost.retry import RetryPolicy
-from crosspost.store.base import DaemonInfo, Store
+from crosspost.store.base import ChangeFeed, DaemonInfo, Store
 
 T = TypeVar("T")
 log = EventLogger("crosspost.daemon")
 #: how long in-flight requests may take to finish after SIGTERM
 STOP_GRACE_S = 20.0
+#: pauses before listening again after the LISTEN connection failed (doubling up to the max)
+LISTEN_RETRY_S = (1.0, 30.0)
+
+
+def _file_identity(url: str | None) -> tuple[Path, int, int] | None:
+    """The SQLite file behind ``url`` with its device and inode (None: not SQLite on disk)."""
+    if url is None or not url.startswith("sqlite"):
+        return None
+    from crosspost.store.sql import sqlite_path
+
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return path.absolute(), found.st_dev, found.st_ino
 
 
 def _pid_alive(pid: int) -> bool:
@@ -123,11 +147,16 @@ class Daemon:
         self.per_account: dict[str, int] = dict.fromkeys(self.adapters, 0)
         self.tasks: set[asyncio.Task[None]] = set()
         self.outcomes: dict[DeliveryState, int] = {}
+        #: a database failure that stops the daemon; ``run`` raises it after the shutdown
+        self.fatal: StoreError | None = None
+        #: the SQLite file's identity when the daemon started (see _check_database)
+        self._database_file: tuple[Path, int, int] | None = None
         self.stopping = asyncio.Event()
         self._kick = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=db_threads, thread_name_prefix="db")
         self._marker: int | None = None
         self._scheduler: AsyncIOScheduler | None = None
+        self._listener: asyncio.Task[None] | None = None
         self.publisher = Publisher(
             store,
             self.adapters,
@@ -141,6 +170,7 @@ class Daemon:
             db=self.db,
             stopping=self.stopping,
         )
+        self.publisher.media_urls = self._media_urls
 
     def _build_adapters(self, transport: httpx.AsyncBaseTransport | None) -> dict[str, Adapter]:
         adapters = {}
@@ -150,6 +180,13 @@ class Daemon:
                 register_secret(adapter._secret.get_secret_value())
             adapters[name] = adapter
         return adapters
+
+    def _media_urls(self, platform: str, post_id: int, media: tuple[Media, ...]) -> tuple[str, ...]:
+        if not media or not fetches_public_media(platform):
+            return ()
+        if not media_published(self.settings, post_id, media):
+            return ()
+        return public_media_urls(self.settings, post_id, media)
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -171,7 +208,27 @@ class Daemon:
                     await self._run_forever()
         finally:
             await self._shutdown()
+        if self.fatal is not None:
+            raise self.fatal
         return self._exit_code()
+
+    def _fail(self, error: StoreError) -> None:
+        """The database failed under a background job: stop, and let ``run`` raise it."""
+        log.error("database_failed", worker=self.worker, error=error.message)
+        if self.fatal is None:
+            self.fatal = error
+        self.stop()
+
+    def _guarded(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """A scheduler job whose database failure stops the daemon (and is no traceback)."""
+
+        async def run_job() -> None:
+            try:
+                await job()
+            except StoreError as error:
+                self._fail(error)
+
+        return run_job
 
     def stop(self) -> None:
         if not self.stopping.is_set():
@@ -182,6 +239,7 @@ class Daemon:
 
     async def _start(self) -> None:
         await self.db(self.store.check_schema)
+        self._database_file = _file_identity(getattr(self.store, "url", None))
         await self._take_over_dead_predecessors()
         await self.db(self.store.reap_expired, now=self.clock.now())
         await self._heartbeat()
@@ -229,6 +287,10 @@ class Daemon:
     async def _shutdown(self) -> None:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         if self.tasks:
             _done, pending = await asyncio.wait(self.tasks, timeout=STOP_GRACE_S)
             for task in pending:
@@ -269,18 +331,23 @@ class Daemon:
     async def _run_forever(self) -> None:
         self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
         daemon = self.settings.daemon
+        feed = self.store.change_feed()
+        poll = daemon.poll_interval
+        if feed is not None:
+            poll = daemon.listen_fallback_interval
+            self._listener = asyncio.create_task(self._listen(feed), name="listen")
         self._scheduler.add_job(
-            self._watch, "interval", seconds=daemon.poll_interval, id="watch", max_instances=1
+            self._guarded(self._watch), "interval", seconds=poll, id="watch", max_instances=1
         )
         self._scheduler.add_job(
-            self._leases,
+            self._guarded(self._leases),
             "interval",
             seconds=max(0.5, daemon.lease_seconds / 3),
             id="leases",
             max_instances=1,
         )
         self._scheduler.add_job(
-            self._check_paused_accounts,
+            self._guarded(self._check_paused_accounts),
             "interval",
             seconds=daemon.resume_check_interval,
             id="resume",
@@ -325,6 +392,8 @@ class Daemon:
             state = await self.publisher.publish(delivery)
             if state is not None:
                 self.outcomes[state] = self.outcomes.get(state, 0) + 1
+        except StoreError as error:  # the database, not the delivery, is broken
+            self._fail(error)
         except Exception as exc:  # one broken delivery must not stop the daemon
             log.error("publish_crashed", delivery=delivery.id, error=repr(exc), exc_info=exc)
         finally:
@@ -374,10 +443,52 @@ class Daemon:
             self._marker = marker
             self._kick.set()
 
+    async def _listen(self, feed: ChangeFeed) -> None:
+        """Kick the claim loop on every notification; listen again when the connection drops.
+
+        Meanwhile the ``watch`` job's slow polling keeps the daemon going.
+        """
+        pause, longest = LISTEN_RETRY_S
+        while not self.stopping.is_set():
+            try:
+                await feed.listen(self._on_change)
+            except StoreError as error:
+                log.warning("listen_failed", error=error.message, retry_in=pause)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=pause)
+            pause = min(pause * 2, longest)
+
+    def _on_change(self) -> None:
+        self._kick.set()
+
+    def _check_database(self) -> None:
+        """Raise StoreError if the SQLite file was deleted or replaced since the start.
+
+        The daemon's open connections would go on writing into the old file, which
+        nobody else reads any more: whatever it published would be lost to the queue.
+        """
+        if self._database_file is None:
+            return
+        path, device, inode = self._database_file
+        try:
+            now = path.stat()
+        except FileNotFoundError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != (device, inode):
+            raise StoreError(
+                _(
+                    "the database {path} was deleted or replaced while the daemon ran; "
+                    "it stops rather than write into a file nobody reads"
+                ).format(path=path)
+            )
+
     async def _leases(self) -> None:
+        self._check_database()
         now = self.clock.now()
         lease = timedelta(seconds=self.settings.daemon.lease_seconds)
-        await self.db(self.store.extend_leases, self.worker, list(self.in_flight), now + lease)
+        await self.db(
+            self.store.extend_leases, self.worker, list(self.in_flight), now=now, lease=lease
+        )
         reaped = await self.db(self.store.reap_expired, now=now)
         if reaped:
             log.warning("reaped", deliveries=reaped)

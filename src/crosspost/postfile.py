@@ -25,6 +25,8 @@ accounts, link hosts, lengths — is checked by :mod:`crosspost.compose`.
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from datetime import datetime
 from pathlib import Path
@@ -44,6 +46,10 @@ FRONT_MATTER_KEYS = frozenset(
 )
 MEDIA_KEYS = frozenset({"path", "alt"})
 VARIANT_KEYS = frozenset({"text"})
+#: characters no text field may hold: control characters other than tab and line breaks
+#: (they reach terminals and platforms invisibly), and lone surrogates (bytes that were
+#: not UTF-8, as the file system or the command line hands them over)
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _IMAGE_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
@@ -116,7 +122,18 @@ def read_post_file(path: Path, *, zone: ZoneInfo, now: datetime) -> Post:
     try:
         if path.is_dir():
             raise _fail(source, None, _("is a folder, not a post file"))
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            # Bounded: a device or a pipe that never ends is refused like a huge file.
+            raw = handle.read(MAX_POST_BYTES + 1)
+            if len(raw) > MAX_POST_BYTES:
+                size = max(len(raw), os.fstat(handle.fileno()).st_size)
+                raise _fail(
+                    source,
+                    None,
+                    _("the file is {size} bytes; a post file may have at most {limit}").format(
+                        size=size, limit=MAX_POST_BYTES
+                    ),
+                )
     except FileNotFoundError:
         raise _fail(source, None, _("no such file")) from None
     except PermissionError:
@@ -124,7 +141,20 @@ def read_post_file(path: Path, *, zone: ZoneInfo, now: datetime) -> Post:
     except OSError as exc:
         raise _fail(source, None, str(exc.strerror)) from None
     text = decode(raw, source)
-    front, body, _body_line = split_front_matter(text, source)
+    if _FORBIDDEN.search(str(path.absolute())):
+        # The database and the platforms take only UTF-8; the path is stored with the post.
+        raise _fail(source, None, _("the file or folder name is not UTF-8; rename it"))
+    front, body, body_line = split_front_matter(text, source)
+    for number, line in enumerate(body.split("\n"), start=body_line):
+        if line.strip() == "+++":
+            raise _fail(
+                source,
+                None,
+                _(
+                    "line {line}: a second +++ line; a post file has one front matter block, "
+                    "at its start"
+                ).format(line=number),
+            )
     try:
         data = tomllib.loads(front)
     except tomllib.TOMLDecodeError as exc:
@@ -134,6 +164,10 @@ def read_post_file(path: Path, *, zone: ZoneInfo, now: datetime) -> Post:
             _("the front matter is not valid TOML ({reason}; line 1 is the first +++)").format(
                 reason=_shift_toml_line(str(exc))
             ),
+        ) from None
+    except RecursionError:
+        raise _fail(
+            source, None, _("the front matter is nested too deeply to be a post's front matter")
         ) from None
     return post_from_data(data, body, source=source, folder=path.parent, zone=zone, now=now)
 
@@ -164,6 +198,7 @@ def post_from_data(
                 keys=", ".join(sorted(FRONT_MATTER_KEYS))
             ),
         )
+    _check_text(body, source, None)
     body = body.strip()
     title = _optional_str(data, "title", source)
     link = _optional_str(data, "link", source)
@@ -201,6 +236,21 @@ def post_from_data(
     )
 
 
+def _check_text(value: str, source: str, field: str | None) -> str:
+    """``value``, unless it holds a character no post may carry (see ``_FORBIDDEN``)."""
+    found = _FORBIDDEN.search(value)
+    if found is None:
+        return value
+    code = ord(found.group())
+    if 0xD800 <= code <= 0xDFFF:
+        raise _fail(source, field, _("is not valid UTF-8 text"))
+    raise _fail(
+        source,
+        field,
+        _("contains the invisible control character U+{code:04X}; remove it").format(code=code),
+    )
+
+
 def _title_from(body: str) -> str:
     first = body.strip().split("\n", 1)[0].strip()
     return first if len(first) <= 100 else first[:99].rstrip() + "…"
@@ -212,7 +262,7 @@ def _optional_str(data: dict[str, Any], key: str, source: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise _fail(source, key, _("must be text in quotes"))
-    value = value.strip()
+    value = _check_text(value, source, key).strip()
     if not value:
         raise _fail(source, key, _("is empty; remove the key or give a value"))
     return value
@@ -224,7 +274,7 @@ def _str_list(data: dict[str, Any], key: str, source: str) -> list[str]:
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
         raise _fail(source, key, _('must be a list of names such as ["mastodon", "website"]'))
-    return [v.strip() for v in value]
+    return [_check_text(v, source, key).strip() for v in value]
 
 
 def _variants(value: Any, source: str) -> dict[str, str]:
@@ -249,7 +299,9 @@ def _variants(value: Any, source: str) -> dict[str, str]:
             raise _fail(source, field, _('must be a table with text = "…"'))
         if not text.strip():
             raise _fail(source, f"{field}.text", _("is empty"))
-        variants[target] = text.strip()
+        variants[_check_text(target, source, field)] = _check_text(
+            text, source, f"{field}.text"
+        ).strip()
     return variants
 
 
@@ -285,6 +337,8 @@ def _media(value: Any, source: str, folder: Path | None) -> list[Media]:
             )
         if folder is None:
             raise _fail(source, f"{field}.path", _("images need a post file; use enqueue FILE"))
+        _check_text(path, source, f"{field}.path")
+        _check_text(alt, source, f"{field}.alt")
         media.append(_media_file(folder, path.strip(), alt.strip(), source, f"{field}.path"))
     return media
 

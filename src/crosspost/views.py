@@ -3,6 +3,7 @@ lines for people (translated)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -101,6 +102,36 @@ def attempt_json(a: Attempt) -> dict[str, Any]:
     }
 
 
+def outcome_label(outcome: str) -> str:
+    """An attempt's outcome for people (the JSON keeps the English identifier)."""
+    labels = {
+        "pending": _("pending"),
+        "published": _("published"),
+        "found": _("found"),
+        "transient": _("temporary error"),
+        "rate_limited": _("rate limited"),
+        "auth": _("credentials refused"),
+        "rejected": _("rejected"),
+        "unknown": _("unknown"),
+        "crashed": _("crashed"),
+        "released": _("released"),
+    }
+    return labels.get(outcome, outcome)
+
+
+def table(rows: Sequence[tuple[str, ...]], *, right: tuple[int, ...] = ()) -> list[str]:
+    """Columns as wide as their widest cell (German labels are longer than English)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [
+            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
 def delivery_summary(deliveries: list[Delivery]) -> str:
     return ", ".join(f"{d.account} {_SYMBOL[d.state]}" for d in deliveries)
 
@@ -110,7 +141,7 @@ def attempt_line(a: Attempt, zone: ZoneInfo) -> str:
     status = str(a.http_status) if a.http_status else "-"
     text = (
         f"{when}  {_('post')} {a.post_id:<5} {a.account:<14} "
-        f"#{a.number:<2} {a.outcome.value:<12} {status:>3}"
+        f"#{a.number:<2} {outcome_label(a.outcome.value):<20} {status:>3}"
     )
     if a.message and a.outcome.value not in ("published", "found"):
         text += f"  {a.message}"

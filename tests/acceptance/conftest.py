@@ -1,8 +1,13 @@
 """Acceptance fixtures: the installed ``crosspost`` command in subprocesses,
-against a Mastodon fake on 127.0.0.1 and a feed folder, on a real SQLite file."""
+against a Mastodon fake on 127.0.0.1 and a feed folder.
+
+Every test using ``workspace`` runs twice: on a real SQLite file and on a
+PostgreSQL database of its own (``tests/pgfixture.py``; skipped, saying why,
+where no PostgreSQL is to be had)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -15,7 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import MetaData, select
 from tests.fakes.mastodon import DEFAULT_TOKEN, MastodonFake
+
+from crosspost.store.sql import SqlStore, sqlite_path
 
 CROSSPOST = str(Path(sys.executable).with_name("crosspost"))
 SITE = "https://www.zv-staedtedreieck.de"
@@ -27,11 +35,40 @@ class Workspace:
 
     root: Path
     env: dict[str, str]
+    database_url: str
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
+    logs: dict[int, Path] = field(default_factory=dict)
 
     @property
     def config(self) -> Path:
         return self.root / "crosspost.toml"
+
+    @property
+    def backend(self) -> str:
+        return "sqlite" if self.database_url.startswith("sqlite") else "postgresql"
+
+    def store(self) -> SqlStore:
+        """The queue, read directly (the caller closes it)."""
+        return SqlStore(self.database_url)
+
+    def fingerprint(self) -> str:
+        """A digest of everything stored: the file's bytes on SQLite, every row on PostgreSQL."""
+        if self.backend == "sqlite":
+            path = sqlite_path(self.database_url)
+            assert path is not None
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = hashlib.sha256()
+        store = self.store()
+        try:
+            with store.engine.connect() as conn:
+                tables = MetaData()
+                tables.reflect(conn)  # crosspost's tables and alembic_version
+                for table in tables.sorted_tables:
+                    rows = conn.execute(select(table).order_by(*table.primary_key)).all()
+                    digest.update(f"{table.name}:{rows!r}".encode())
+        finally:
+            store.close()
+        return digest.hexdigest()
 
     def run(
         self, *args: str, check: bool = True, timeout: float = 60
@@ -56,16 +93,24 @@ class Workspace:
         return json.loads(self.run(*args, "--json").stdout)
 
     def start_daemon(self, *extra: str) -> subprocess.Popen[str]:
-        process = subprocess.Popen(
-            [CROSSPOST, *extra, "daemon"],
-            cwd=self.root,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        """``crosspost daemon`` in the background, logging to a file (:meth:`output`)."""
+        log = self.root / f"daemon-{len(self.processes) + 1}.log"
+        with log.open("w") as sink:  # a file, not a pipe: a busy daemon would fill a pipe
+            process = subprocess.Popen(
+                [CROSSPOST, *extra, "daemon"],
+                cwd=self.root,
+                env=self.env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        self.logs[process.pid] = log
         self.processes.append(process)
         return process
+
+    def output(self, process: subprocess.Popen[str]) -> str:
+        """What a daemon started here has logged so far."""
+        return self.logs[process.pid].read_text(errors="replace")
 
     def wait_until(self, predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
         """Poll ``predicate`` (bounded), failing the test with ``what`` on timeout."""
@@ -79,9 +124,7 @@ class Workspace:
         """A daemon is ready once it has written its heartbeat with its pid."""
 
         def ready() -> bool:
-            assert process.poll() is None, (
-                f"daemon exited early: {process.stdout and process.stdout.read()}"
-            )
+            assert process.poll() is None, f"daemon exited early: {self.output(process)}"
             daemons = self.json("status")["daemons"]
             return any(d["pid"] == process.pid for d in daemons)
 
@@ -94,7 +137,8 @@ class Workspace:
                 process.wait(timeout=10)
 
 
-def write_config(root: Path, mastodon_url: str) -> None:
+def write_config(root: Path, mastodon_url: str, database_url: str) -> None:
+    # listen_fallback_interval: on PostgreSQL only NOTIFY can wake the daemon in time
     (root / "crosspost.toml").write_text(
         f"""
 [site]
@@ -103,11 +147,12 @@ name = "Zweckverband Städtedreieck"
 timezone = "Europe/Berlin"
 
 [database]
-url = "sqlite:///{root}/crosspost.db"
+url = "{database_url}"
 
 [daemon]
 lease_seconds = 5
 poll_interval = 0.1
+listen_fallback_interval = 60
 backoff_base = 0.2
 
 [accounts.mastodon]
@@ -133,21 +178,35 @@ def mastodon(start_fake: Any) -> MastodonFake:
     return fake
 
 
-@pytest.fixture
-def workspace(tmp_path: Path, mastodon: MastodonFake) -> Iterator[Workspace]:
-    write_config(tmp_path, mastodon.url)
+def clean_env(root: Path) -> dict[str, str]:
+    """The test's environment without crosspost's, systemd's and locale variables."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("CROSSPOST_", "NOTIFY_SOCKET", "WATCHDOG_", "LANG", "LC_", "LANGUAGE"))
     }
     env.update(
-        CROSSPOST_CONFIG=str(tmp_path / "crosspost.toml"),
+        CROSSPOST_CONFIG=str(root / "crosspost.toml"),
         CROSSPOST_TEST_MASTODON_TOKEN=DEFAULT_TOKEN,
         LANG="C.UTF-8",
         PYTHONUNBUFFERED="1",
     )
-    ws = Workspace(tmp_path, env)
+    return env
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database (no schema yet) of each backend in turn."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/crosspost.db"
+    url: str = request.getfixturevalue("pg_empty_url")
+    return url
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, mastodon: MastodonFake, database_url: str) -> Iterator[Workspace]:
+    write_config(tmp_path, mastodon.url, database_url)
+    ws = Workspace(tmp_path, clean_env(tmp_path), database_url)
     ws.run("db", "upgrade")
     yield ws
     ws.stop_all()

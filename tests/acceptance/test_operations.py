@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import socket
 from pathlib import Path
@@ -64,14 +63,9 @@ def test_daemon_once_exits_0_when_everything_was_published(
     assert workspace.json("status")["counts"]["published"] == 2  # mastodon + website
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(workspace: Workspace) -> None:
     """Each refused input prints one line naming the problem, exits 2, and leaves
-    the database file byte for byte unchanged."""
-    db = workspace.root / "crosspost.db"
+    the database unchanged (SQLite: the file byte for byte)."""
     post = workspace.root / "post.md"
     post.write_text('+++\ntitle = "x"\nlink = "https://evil.example/x"\n+++\nText\n')
     long_post = workspace.root / "long.md"
@@ -87,7 +81,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(workspace: Workspace
         (["enqueue"], "--text"),
     ]
     workspace.run("status")  # let SQLite settle its WAL before taking the digest
-    before = _digest(db)
+    before = workspace.fingerprint()
     for args, needle in cases:
         result = workspace.run(*args, check=False)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
@@ -95,7 +89,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(workspace: Workspace
         assert len(lines) == 1, (args, result.stderr)
         assert needle in lines[0], (args, lines[0])
         assert "Traceback" not in result.stderr
-        assert _digest(db) == before, args
+        assert workspace.fingerprint() == before, args
     # 600 umlauts + a blank line + the link (every URL counts 23 on Mastodon)
     assert "625 of 500" in workspace.run("enqueue", str(long_post), check=False).stderr
 

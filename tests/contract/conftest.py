@@ -5,12 +5,12 @@ gets the test's ``request``, yields a fresh, empty, migrated store and cleans up
 after it. Factories reach other fixtures (``tmp_path``, a session-wide server)
 through ``request.getfixturevalue``.
 
-Adding PostgreSQL: a factory that reads ``CROSSPOST_TEST_PG_URL`` (calling
-``pytest.skip`` when it is unset), migrates a template database once per
-session (``crosspost.store.migrate.upgrade``), then per test runs
-``CREATE DATABASE test_<n> TEMPLATE crosspost_template``, yields
-``SqlStore(url_of_that_database)`` and drops the database afterwards.
-Register it in :data:`BACKENDS`; no test changes.
+PostgreSQL: a database of the test's own, copied from a migrated template
+(``pg_url`` in :mod:`tests.pgfixture`, which skips when no server is to be had).
+The contract drives time by hand, so this store compares times with the
+``now`` it is given (``db_clock=False``); that the daemon's PostgreSQL store
+uses the database's clock instead is tested in
+``tests/integration/test_postgresql_store.py``.
 """
 
 from __future__ import annotations
@@ -46,10 +46,22 @@ def sqlite_store(request: pytest.FixtureRequest) -> Iterator[Store]:
         store.close()
 
 
+@contextmanager
+def postgresql_store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    url: str = request.getfixturevalue("pg_url")
+    store = SqlStore(url, db_clock=False)
+    try:
+        store.check_schema()
+        yield store
+    finally:
+        store.close()
+
+
 #: every backend the contract suite runs against, by test id
 BACKENDS: dict[str, StoreFactory] = {
     "memory": memory_store,
     "sqlite": sqlite_store,
+    "postgresql": postgresql_store,
 }
 
 

@@ -361,6 +361,18 @@ def test_claim_skips_a_blocked_account_until_the_block_ends(store: Store) -> Non
     assert [d.account for d in claim(store, now=until)] == ["mastodon"]
 
 
+def test_a_block_is_never_shortened(store: Store) -> None:
+    """Of two blocks of one account the later end holds (daemons may see different resets)."""
+    enqueue(store, "mastodon")
+    store.block_account("mastodon", NOW + timedelta(minutes=30), now=NOW)
+    store.block_account("mastodon", NOW + timedelta(minutes=5), now=NOW + timedelta(seconds=1))
+
+    assert store.account_states()["mastodon"].blocked_until == NOW + timedelta(minutes=30)
+    assert claim(store, now=NOW + timedelta(minutes=10)) == []
+    store.block_account("mastodon", NOW + timedelta(hours=1), now=NOW)
+    assert store.account_states()["mastodon"].blocked_until == NOW + timedelta(hours=1)
+
+
 def test_unknown_is_claimable_only_on_a_reconcilable_platform(store: Store) -> None:
     """An ``unknown`` delivery is never claimed for a blind resend, only for reconciliation."""
     post_id = enqueue(store, "mastodon")
@@ -670,10 +682,11 @@ def test_extend_leases_keeps_the_row_from_being_reaped(store: Store) -> None:
     second = enqueue(store, "bluesky")
     kept = only(claim(store, "worker-a", capacity={"mastodon": 1}))
     claim(store, "worker-b", capacity={"bluesky": 1})
-    extended_until = NOW + timedelta(minutes=5)
+    renewed_at = NOW + timedelta(minutes=4)
+    extended_until = renewed_at + LEASE
 
-    store.extend_leases("worker-a", [kept.id], extended_until)
-    store.extend_leases("worker-a", [delivery(store, second).id], extended_until)
+    store.extend_leases("worker-a", [kept.id], now=renewed_at, lease=LEASE)
+    store.extend_leases("worker-a", [delivery(store, second).id], now=renewed_at, lease=LEASE)
 
     assert store.reap_expired(now=AFTER_LEASE) == 1
     after = delivery(store, first)

@@ -8,11 +8,17 @@ Leases: :meth:`Store.claim_due` hands deliveries to one worker until
 ``lease_until`` and bumps their ``lease_token``. Every later change by that
 worker names the token, so a worker whose lease expired and was taken over
 cannot overwrite the new owner's row (the methods then return ``False``/``None``).
+
+Clocks: methods take the caller's ``now``. Where several hosts share one
+database (PostgreSQL), :class:`~crosspost.store.sql.SqlStore` measures what
+decides ownership -- lease expiry, due times, account blocks -- with the
+database's own clock instead, so hosts whose clocks disagree still agree on
+who owns a delivery; ``now`` then only stamps informational columns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -50,6 +56,18 @@ class DaemonInfo:
     in_hand: int
 
 
+class ChangeFeed(Protocol):
+    """Pushes "the queue changed" from other processes (PostgreSQL ``LISTEN``)."""
+
+    async def listen(self, on_change: Callable[[], None]) -> None:
+        """Call ``on_change`` for every change (and once at the start) until cancelled.
+
+        Raises :class:`~crosspost.exceptions.StoreError` when the connection is
+        lost; the caller listens again after a pause.
+        """
+        ...
+
+
 class Store(Protocol):
     # -- lifecycle -------------------------------------------------------------
     def check_schema(self) -> None:
@@ -60,6 +78,10 @@ class Store(Protocol):
 
     def change_marker(self) -> int:
         """A number that changes whenever another connection commits (cheap to poll)."""
+        ...
+
+    def change_feed(self) -> ChangeFeed | None:
+        """Notifications of changes where the database can push them, else None (poll)."""
         ...
 
     # -- editors -----------------------------------------------------------------
@@ -191,8 +213,10 @@ class Store(Protocol):
     ) -> None: ...
 
     def extend_leases(
-        self, worker: str, delivery_ids: Collection[int], until: datetime
-    ) -> None: ...
+        self, worker: str, delivery_ids: Collection[int], *, now: datetime, lease: timedelta
+    ) -> None:
+        """Renew ``worker``'s leases on the given deliveries to ``now + lease``."""
+        ...
 
     def reap_expired(self, *, now: datetime, worker: str | None = None) -> int:
         """Take back ``publishing`` rows whose lease expired (or all of ``worker``'s).
@@ -212,7 +236,9 @@ class Store(Protocol):
 
     def resume_account(self, account: str, *, now: datetime) -> bool: ...
 
-    def block_account(self, account: str, until: datetime, *, now: datetime) -> None: ...
+    def block_account(self, account: str, until: datetime, *, now: datetime) -> None:
+        """Claim nothing of ``account`` before ``until``; a block is never shortened."""
+        ...
 
     def set_text_limit(self, account: str, limit: int, *, now: datetime) -> None: ...
 

@@ -22,7 +22,7 @@ from crosspost.models import (
     Rendered,
     StoredPost,
 )
-from crosspost.store.base import AccountState, DaemonInfo
+from crosspost.store.base import AccountState, ChangeFeed, DaemonInfo
 
 _WAITING = (DeliveryState.SCHEDULED, DeliveryState.RETRYING)
 #: finished attempts that may have put the post on the platform (see reap_expired)
@@ -57,6 +57,9 @@ class MemoryStore:
 
     def change_marker(self) -> int:
         return self._changes
+
+    def change_feed(self) -> ChangeFeed | None:
+        return None  # one process: nobody else changes the queue
 
     # -- editors -----------------------------------------------------------------------
     def enqueue(
@@ -400,7 +403,10 @@ class MemoryStore:
         with self._lock:
             self._accounts[account] = replace(self._account(account), token_expires_at=expires_at)
 
-    def extend_leases(self, worker: str, delivery_ids: Collection[int], until: datetime) -> None:
+    def extend_leases(
+        self, worker: str, delivery_ids: Collection[int], *, now: datetime, lease: timedelta
+    ) -> None:
+        until = now + lease
         with self._lock:
             for i in delivery_ids:
                 d = self._deliveries.get(i)
@@ -476,8 +482,10 @@ class MemoryStore:
 
     def block_account(self, account: str, until: datetime, *, now: datetime) -> None:
         with self._lock:
-            self._accounts[account] = replace(self._account(account), blocked_until=until)
-            self._touch()
+            state = self._account(account)
+            if state.blocked_until is None or state.blocked_until < until:
+                self._accounts[account] = replace(state, blocked_until=until)
+                self._touch()
 
     def set_text_limit(self, account: str, limit: int, *, now: datetime) -> None:
         with self._lock:

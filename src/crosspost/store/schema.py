@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.types import TypeDecorator
@@ -64,7 +65,7 @@ posts = Table(
     Column("link", Text, nullable=False),
     Column("category", String(64)),
     Column("publish_at", UTCDateTime()),
-    Column("ambiguous_time", Boolean, nullable=False, server_default=text("0")),
+    Column("ambiguous_time", Boolean, nullable=False, server_default=false()),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("created_by", String(128), nullable=False),
     Column("source", Text),
@@ -87,7 +88,7 @@ deliveries = Table(
     Column("lease_until", UTCDateTime()),
     Column("worker", String(255)),
     Column("lease_token", Integer, nullable=False, server_default=text("0")),
-    Column("uncertain", Boolean, nullable=False, server_default=text("0")),
+    Column("uncertain", Boolean, nullable=False, server_default=false()),
     Column("remote_id", Text),
     Column("remote_url", Text),
     Column("error", Text),

@@ -1,15 +1,23 @@
 """The SQL store: SQLAlchemy 2 Core on SQLite (default) and PostgreSQL.
 
-SQLite runs in WAL mode with a busy timeout, and every write transaction starts
-with ``BEGIN IMMEDIATE``, so the CLI and the daemon wait for each other instead
-of failing with "database is locked" half-way through a transaction.
+Connection settings live in :mod:`crosspost.store.engine`. Where the two
+databases differ:
+
+* **claim** -- SQLite serialises writers (``BEGIN IMMEDIATE``) and picks due
+  rows account by account; PostgreSQL picks and leases them in one ``UPDATE``
+  whose per-account subqueries lock with ``FOR UPDATE SKIP LOCKED``, so
+  daemons on several hosts never wait for, nor take, each other's rows;
+* **clock** -- on PostgreSQL lease expiry, due times and account blocks are
+  compared with the database's ``now()`` (``db_clock``), not the host's;
+* **wake-ups** -- on PostgreSQL every change that makes a delivery claimable
+  sends ``NOTIFY`` (:mod:`crosspost.store.listen`); SQLite is polled through
+  ``PRAGMA data_version``.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,21 +27,29 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Integer,
+    Interval,
     RowMapping,
+    String,
     and_,
     bindparam,
+    case,
     column,
-    create_engine,
     delete,
-    event,
+    exists,
     func,
     insert,
     inspect,
+    literal,
     or_,
     select,
+    true,
     update,
+    values,
 )
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import TableClause
@@ -51,10 +67,19 @@ from crosspost.models import (
     Rendered,
     StoredPost,
 )
-from crosspost.store.base import AccountState, DaemonInfo
+from crosspost.observability import register_secret
+from crosspost.store.base import AccountState, ChangeFeed, DaemonInfo
+from crosspost.store.engine import (
+    APPLICATION_NAME,
+    CHANNEL,
+    libpq_conninfo,
+    make_engine,
+    sqlite_path,
+)
 from crosspost.store.schema import (
     PENDING_STATES,
     SCHEMA_REVISION,
+    UTCDateTime,
     account_metrics,
     account_state,
     attempts,
@@ -64,7 +89,6 @@ from crosspost.store.schema import (
     posts,
 )
 
-SQLITE_BUSY_TIMEOUT_S = 30.0
 _WAITING = (DeliveryState.SCHEDULED.value, DeliveryState.RETRYING.value)
 #: finished attempts that may have put the post on the platform (see reap_expired)
 _MAY_HAVE_LANDED = (Outcome.PUBLISHED.value, Outcome.FOUND.value, Outcome.UNKNOWN.value)
@@ -89,66 +113,6 @@ def _indexed_by_due(element: _DueDeliveries, compiler: SQLCompiler, **kw: Any) -
 
 
 _due = _DueDeliveries("deliveries", *(column(c.name, c.type) for c in deliveries.c))
-
-
-def make_engine(url: str, *, create: bool = False) -> Engine:
-    """An engine with crosspost's connection settings for the given URL.
-
-    Only ``create=True`` (``db upgrade``) may create a missing SQLite file, so a
-    command refused for bad input leaves the disk as it was.
-    """
-    if url.startswith("sqlite"):
-        if create:
-            _ensure_sqlite_folder(url)
-        engine = create_engine(
-            url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-        )
-        _configure_sqlite(engine)
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
-
-
-def _ensure_sqlite_folder(url: str) -> None:
-    """Create the database file 0660 so the editors' group can write the queue.
-
-    SQLite would create it 0644 minus the umask; its -wal and -shm files copy
-    the database file's mode, so getting this one right is enough.
-    """
-    path = sqlite_path(url)
-    if path is None:
-        return
-    if not path.parent.exists():
-        path.parent.mkdir(mode=0o770, parents=True, exist_ok=True)
-    if not path.exists():
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o660)
-        except OSError:
-            return  # SQLite will report the problem with the database's own words
-        try:
-            os.fchmod(fd, 0o660)
-        finally:
-            os.close(fd)
-
-
-def _configure_sqlite(engine: Engine) -> None:
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event below issue BEGIN, not the driver.
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get("crosspost_readonly"):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _post(row: RowMapping) -> StoredPost:
@@ -212,21 +176,52 @@ def _attempt(row: RowMapping) -> Attempt:
 
 
 class SqlStore:
-    """The durable queue on a SQL database."""
+    """The durable queue on a SQL database.
 
-    def __init__(self, url: str, *, engine: Engine | None = None, create: bool = False) -> None:
+    ``db_clock`` (default: on PostgreSQL) compares lease expiry, due times and
+    account blocks with the database's clock instead of the ``now`` the caller
+    passes; tests of the contract turn it off to drive time by hand.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        engine: Engine | None = None,
+        create: bool = False,
+        db_clock: bool | None = None,
+    ) -> None:
         self.url = url
         self.engine = engine or make_engine(url, create=create)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.engine.url.password:
+            register_secret(str(self.engine.url.password))  # never in a log line
+        self.db_clock = (not self.is_sqlite) if db_clock is None else db_clock
         self._marker_conn: Any = None
 
     # -- plumbing --------------------------------------------------------------------
+    def _clock(self, now: datetime) -> ColumnElement[datetime]:
+        """The instant that decides leases, due times and blocks in this statement."""
+        if self.db_clock:
+            return func.timezone("UTC", func.now(), type_=UTCDateTime())
+        return literal(now, UTCDateTime())
+
+    def _lease_end(self, now: datetime, lease: timedelta) -> ColumnElement[datetime]:
+        if self.db_clock:
+            return self._clock(now) + literal(lease, Interval())
+        return literal(now + lease, UTCDateTime())
+
+    def _notify(self, conn: Connection) -> None:
+        """Wake every listening daemon when this transaction commits (PostgreSQL)."""
+        if not self.is_sqlite:
+            conn.execute(select(func.pg_notify(CHANNEL, "")))
+
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except OperationalError as exc:
+        except DBAPIError as exc:
             raise StoreError(self._describe(exc)) from exc
 
     @contextmanager
@@ -236,7 +231,7 @@ class SqlStore:
                 conn = raw.execution_options(crosspost_readonly=True)
                 with conn.begin():
                     yield conn
-        except OperationalError as exc:
+        except DBAPIError as exc:
             raise StoreError(self._describe(exc)) from exc
 
     def _describe(self, exc: SQLAlchemyError) -> str:
@@ -268,7 +263,7 @@ class SqlStore:
                         ).format(url=self.safe_url)
                     )
                 version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-        except OperationalError as exc:
+        except DBAPIError as exc:
             raise StoreError(self._describe(exc)) from exc
         if version != SCHEMA_REVISION:
             newer = version is not None and str(version) > SCHEMA_REVISION
@@ -288,9 +283,15 @@ class SqlStore:
 
     def change_marker(self) -> int:
         if not self.is_sqlite:
+            # The slow fallback beside LISTEN: what the claimable rows look like,
+            # read through the partial due index (never a scan of published rows).
             with self._read() as conn:
-                value = conn.execute(select(func.max(deliveries.c.updated_at))).scalar()
-            return hash(value)
+                row = conn.execute(
+                    select(func.count(), func.max(_due.c.id), func.max(_due.c.updated_at)).where(
+                        self._due_condition(())
+                    )
+                ).one()
+            return hash(tuple(row))
         if self._marker_conn is None:
             self._marker_conn = self.engine.raw_connection()
         cursor = self._marker_conn.cursor()
@@ -299,6 +300,15 @@ class SqlStore:
             return int(cursor.fetchone()[0])
         finally:
             cursor.close()
+
+    def change_feed(self) -> ChangeFeed | None:
+        if self.is_sqlite:
+            return None
+        from crosspost.store.listen import PgChangeFeed  # the driver only where it is used
+
+        return PgChangeFeed(
+            libpq_conninfo(self.engine), safe_url=self.safe_url, application_name=APPLICATION_NAME
+        )
 
     # -- editors -------------------------------------------------------------------------
     def enqueue(
@@ -330,6 +340,7 @@ class SqlStore:
             ).scalar_one()
             if not rendered:
                 return int(post_id)  # executemany with no rows would insert one empty row
+            self._notify(conn)
             conn.execute(
                 insert(deliveries),
                 [
@@ -431,6 +442,8 @@ class SqlStore:
                 .values(due_at=due_at, updated_at=now)
             )
             conn.execute(update(posts).where(posts.c.id == post_id).values(publish_at=due_at))
+            if result.rowcount:
+                self._notify(conn)
             return result.rowcount
 
     def retry(self, post_id: int | None, *, now: datetime) -> int:
@@ -444,12 +457,14 @@ class SqlStore:
             result = conn.execute(
                 query.values(
                     state=DeliveryState.RETRYING.value,
-                    due_at=now,
+                    due_at=self._clock(now),
                     attempts=0,
                     error=None,
                     updated_at=now,
                 )
             )
+            if result.rowcount:
+                self._notify(conn)
             return result.rowcount
 
     def counts(self) -> dict[DeliveryState, int]:
@@ -460,18 +475,18 @@ class SqlStore:
         return {DeliveryState(state): int(n) for state, n in rows}
 
     # -- the daemon -------------------------------------------------------------------
-    def _due_condition(self, reconcilable: Collection[str]) -> Any:
+    def _due_condition(self, reconcilable: Collection[str], table: Any = _due) -> Any:
         # ix_deliveries_due's own WHERE, with literal values: a partial index serves
         # only queries that repeat its condition (bound parameters do not count).
-        indexed = _due.c.state.in_(
+        indexed = table.c.state.in_(
             bindparam("pending_states", PENDING_STATES, expanding=True, literal_execute=True)
         )
-        waiting: ColumnElement[bool] = _due.c.state.in_(_WAITING)
+        waiting: ColumnElement[bool] = table.c.state.in_(_WAITING)
         if reconcilable:
             waiting = or_(
                 waiting,
-                (_due.c.state == DeliveryState.UNKNOWN.value)
-                & _due.c.platform.in_(list(reconcilable)),
+                (table.c.state == DeliveryState.UNKNOWN.value)
+                & table.c.platform.in_(list(reconcilable)),
             )
         return and_(indexed, waiting)
 
@@ -487,47 +502,104 @@ class SqlStore:
         wanted = {a: n for a, n in capacity.items() if n > 0}
         if not wanted:
             return []
-        held = select(account_state.c.account).where(
-            or_(account_state.c.paused_reason.is_not(None), account_state.c.blocked_until > now)
-        )
+        lease_values = {
+            "state": DeliveryState.PUBLISHING.value,
+            "worker": worker,
+            "lease_until": self._lease_end(now, lease),
+            "lease_token": deliveries.c.lease_token + 1,
+            "updated_at": now,
+        }
         with self._write() as conn:
-            held_accounts = set(conn.execute(held).scalars())
-            chosen: list[int] = []
-            # One query per account, so that a backlog on one account cannot fill
-            # the rows read for all of them (one bad account never stalls the others).
-            for account, n in wanted.items():
-                if account in held_accounts:
-                    continue
-                query = (
-                    select(_due.c.id)
-                    .where(
-                        self._due_condition(reconcilable),
-                        _due.c.due_at <= now,
-                        _due.c.account == account,
-                    )
-                    .order_by(_due.c.due_at, _due.c.id)
-                    .limit(n)
-                )
-                if not self.is_sqlite:
-                    query = query.with_for_update(skip_locked=True)
-                chosen.extend(conn.execute(query).scalars())
-            if not chosen:
-                return []
+            if self.is_sqlite:
+                chosen: Any = self._choose_one_by_one(conn, wanted, now, reconcilable)
+                if not chosen:
+                    return []
+            else:
+                chosen = self._choose_and_lock(wanted, now, reconcilable)
             rows = conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id.in_(chosen))
-                .values(
-                    state=DeliveryState.PUBLISHING.value,
-                    worker=worker,
-                    lease_until=now + lease,
-                    lease_token=deliveries.c.lease_token + 1,
-                    updated_at=now,
-                )
+                .values(**lease_values)
                 .returning(*deliveries.c)
             ).mappings()
             claimed = [_delivery(r) for r in rows]
         claimed.sort(key=lambda d: (d.due_at, d.id))
         return claimed
+
+    def _choose_one_by_one(
+        self,
+        conn: Connection,
+        wanted: Mapping[str, int],
+        now: datetime,
+        reconcilable: Collection[str],
+    ) -> list[int]:
+        """SQLite: the due ids, one query per account (the write lock is ours already).
+
+        One query per account, so that a backlog on one account cannot fill the
+        rows read for all of them (one bad account never stalls the others).
+        """
+        held = select(account_state.c.account).where(
+            or_(account_state.c.paused_reason.is_not(None), account_state.c.blocked_until > now)
+        )
+        held_accounts = set(conn.execute(held).scalars())
+        chosen: list[int] = []
+        for account, n in wanted.items():
+            if account in held_accounts:
+                continue
+            query = (
+                select(_due.c.id)
+                .where(
+                    self._due_condition(reconcilable),
+                    _due.c.due_at <= now,
+                    _due.c.account == account,
+                )
+                .order_by(_due.c.due_at, _due.c.id)
+                .limit(n)
+            )
+            chosen.extend(conn.execute(query).scalars())
+        return chosen
+
+    def _choose_and_lock(
+        self, wanted: Mapping[str, int], now: datetime, reconcilable: Collection[str]
+    ) -> Any:
+        """PostgreSQL: a subquery choosing and locking the due ids, for one UPDATE.
+
+        ::
+
+            UPDATE deliveries SET state = 'publishing', … WHERE id IN (
+              SELECT pick.id FROM (VALUES ('mastodon', 4), …) AS wanted (account, n)
+              JOIN LATERAL (SELECT id FROM deliveries WHERE <due> AND account = wanted.account
+                            ORDER BY due_at, id LIMIT wanted.n FOR UPDATE SKIP LOCKED) AS pick
+              ON true
+              WHERE NOT EXISTS (<wanted.account paused or blocked>)
+            ) RETURNING *
+
+        The lateral subquery per account keeps one account's backlog from
+        filling the others' share; ``SKIP LOCKED`` passes over rows another
+        daemon is claiming or settling right now instead of waiting for them.
+        """
+        clock = self._clock(now)
+        accounts = values(column("account", String), column("n", Integer), name="wanted").data(
+            sorted(wanted.items())
+        )
+        candidate = _due.alias("candidate")
+        held = select(account_state.c.account).where(
+            account_state.c.account == accounts.c.account,
+            or_(account_state.c.paused_reason.is_not(None), account_state.c.blocked_until > clock),
+        )
+        pick = (
+            select(candidate.c.id)
+            .where(
+                self._due_condition(reconcilable, candidate),
+                candidate.c.due_at <= clock,
+                candidate.c.account == accounts.c.account,
+            )
+            .order_by(candidate.c.due_at, candidate.c.id)
+            .limit(accounts.c.n)
+            .with_for_update(skip_locked=True)
+            .lateral("pick")
+        )
+        return select(pick.c.id).select_from(accounts).join(pick, true()).where(~exists(held))
 
     def next_due(
         self, *, accounts: Collection[str], reconcilable: Collection[str]
@@ -718,20 +790,22 @@ class SqlStore:
 
     def set_token_expiry(self, account: str, expires_at: datetime | None, *, now: datetime) -> None:
         with self._write() as conn:
-            self._upsert_account(conn, account, now, token_expires_at=expires_at)
+            self._upsert_account(conn, account, now, {"token_expires_at": expires_at})
 
-    def extend_leases(self, worker: str, delivery_ids: Collection[int], until: datetime) -> None:
+    def extend_leases(
+        self, worker: str, delivery_ids: Collection[int], *, now: datetime, lease: timedelta
+    ) -> None:
         if not delivery_ids:
             return
         with self._write() as conn:
             conn.execute(
                 update(deliveries)
                 .where(
-                    deliveries.c.id.in_(list(delivery_ids)),
+                    deliveries.c.id.in_(sorted(delivery_ids)),
                     deliveries.c.worker == worker,
                     deliveries.c.state == DeliveryState.PUBLISHING.value,
                 )
-                .values(lease_until=until)
+                .values(lease_until=self._lease_end(now, lease))
             )
 
     def reap_expired(self, *, now: datetime, worker: str | None = None) -> int:
@@ -739,10 +813,16 @@ class SqlStore:
         if worker is not None:
             condition = condition & (deliveries.c.worker == worker)
         else:
-            condition = condition & (deliveries.c.lease_until < now)
+            condition = condition & (deliveries.c.lease_until < self._clock(now))
         with self._write() as conn:
+            # Several daemons reap at once on PostgreSQL: each takes the rows no
+            # other reaper (or owner settling right now) holds; the lock re-checks
+            # the condition against the row as committed meanwhile.
             rows = conn.execute(
-                select(deliveries.c.id, deliveries.c.lease_token).where(condition)
+                select(deliveries.c.id, deliveries.c.lease_token)
+                .where(condition)
+                .order_by(deliveries.c.id)
+                .with_for_update(skip_locked=True)
             ).all()
             for delivery_id, token in rows:
                 pending = conn.execute(
@@ -768,7 +848,11 @@ class SqlStore:
                 in_flight = pending > 0 or landed is not None
                 conn.execute(
                     update(deliveries)
-                    .where(deliveries.c.id == delivery_id, deliveries.c.lease_token == token)
+                    .where(
+                        deliveries.c.id == delivery_id,
+                        deliveries.c.lease_token == token,
+                        deliveries.c.state == DeliveryState.PUBLISHING.value,
+                    )
                     .values(
                         state=(
                             DeliveryState.UNKNOWN.value
@@ -776,7 +860,7 @@ class SqlStore:
                             else DeliveryState.RETRYING.value
                         ),
                         uncertain=True if in_flight else deliveries.c.uncertain,
-                        due_at=now,
+                        due_at=self._clock(now),
                         worker=None,
                         lease_until=None,
                         updated_at=now,
@@ -787,6 +871,8 @@ class SqlStore:
                         ),
                     )
                 )
+            if rows:
+                self._notify(conn)
             return len(rows)
 
     # -- accounts and daemons ---------------------------------------------------------
@@ -805,22 +891,37 @@ class SqlStore:
                 for r in rows
             }
 
-    def _upsert_account(self, conn: Connection, account: str, now: datetime, **values: Any) -> None:
-        done = conn.execute(
-            update(account_state)
-            .where(account_state.c.account == account)
-            .values(updated_at=now, **values)
-        ).rowcount
-        if not done:
-            conn.execute(insert(account_state).values(account=account, updated_at=now, **values))
+    def _upsert_account(
+        self,
+        conn: Connection,
+        account: str,
+        now: datetime,
+        values: Mapping[str, Any],
+        merge: Callable[[Any], Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Insert the account's state or change the given fields, in one statement.
+
+        ``ON CONFLICT`` rather than "update, else insert": daemons starting
+        together record the same account at the same moment. ``merge`` gets the
+        proposed row (``excluded``) and returns fields that combine it with the
+        stored one.
+        """
+        make_insert = sqlite_insert if self.is_sqlite else pg_insert
+        stmt = make_insert(account_state).values(account=account, updated_at=now, **values)
+        changes = {"updated_at": now, **values}
+        if merge is not None:
+            changes.update(merge(stmt.excluded))
+        conn.execute(
+            stmt.on_conflict_do_update(index_elements=[account_state.c.account], set_=changes)
+        )
 
     def pause_account(self, account: str, reason: str, *, now: datetime) -> None:
         with self._write() as conn:
-            self._upsert_account(conn, account, now, paused_reason=reason, paused_at=now)
+            self._upsert_account(conn, account, now, {"paused_reason": reason, "paused_at": now})
 
     def resume_account(self, account: str, *, now: datetime) -> bool:
         with self._write() as conn:
-            return bool(
+            resumed = bool(
                 conn.execute(
                     update(account_state)
                     .where(
@@ -830,14 +931,23 @@ class SqlStore:
                     .values(paused_reason=None, paused_at=None, updated_at=now)
                 ).rowcount
             )
+            if resumed:
+                self._notify(conn)
+            return resumed
 
     def block_account(self, account: str, until: datetime, *, now: datetime) -> None:
+        # Several daemons may hit the same limit with different answers: the
+        # latest reset wins, and a stale answer never shortens a block.
+        def later_of(proposed: Any) -> dict[str, Any]:
+            stored, new = account_state.c.blocked_until, proposed.blocked_until
+            return {"blocked_until": case((stored.is_(None) | (stored < new), new), else_=stored)}
+
         with self._write() as conn:
-            self._upsert_account(conn, account, now, blocked_until=until)
+            self._upsert_account(conn, account, now, {"blocked_until": until}, later_of)
 
     def set_text_limit(self, account: str, limit: int, *, now: datetime) -> None:
         with self._write() as conn:
-            self._upsert_account(conn, account, now, text_limit=limit)
+            self._upsert_account(conn, account, now, {"text_limit": limit})
 
     def heartbeat(self, info: DaemonInfo) -> None:
         values = {
@@ -876,9 +986,4 @@ class SqlStore:
             ]
 
 
-def sqlite_path(url: str) -> Path | None:
-    """The file behind a ``sqlite:///`` URL, if any."""
-    if not url.startswith("sqlite"):
-        return None
-    path = url.split("///", 1)[-1].split("?", 1)[0]
-    return None if not path or path == ":memory:" else Path(os.path.expanduser(path))
+__all__ = ["SqlStore", "make_engine", "sqlite_path"]
