@@ -59,9 +59,30 @@ class App:
 
         return Crosspost(self.settings, self.store())
 
+    def checker(self) -> Crosspost:
+        """A service that validates without writing. On SQLite it reads the learnt
+        limits with the standard library instead of SQLAlchemy (editors feel start-up)."""
+        from crosspost.service import Crosspost
+        from crosspost.store.memory import MemoryStore
+        from crosspost.store.peek import learned_limits, sqlite_file
+
+        path = sqlite_file(self.settings.database.url)
+        if path is None:
+            return self.service()
+        scratch = MemoryStore()
+        for account, limit in learned_limits(path).items():
+            scratch.set_text_limit(account, limit, now=scratch_time())
+        return Crosspost(self.settings, scratch)
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
+
+
+def scratch_time() -> Any:
+    from crosspost.clock import system_clock
+
+    return system_clock.now()
 
 
 def open_store(url: str, *, create: bool = False) -> SqlStore:
@@ -180,7 +201,7 @@ def enqueue(
     if files and (link or to or category or title):
         fail(_("--link, --to, --category and --title go with --text; in files use front matter"), 2)
     with _errors(app):
-        service = app.service()
+        service = app.checker() if dry_run else app.service()
         if text is not None:
             targets = [a.strip() for a in to.split(",") if a.strip()] if to else []
             posts = [
@@ -880,7 +901,8 @@ def main() -> None:
         sys.exit(130)
     except click.exceptions.ClickException as exc:
         if not isinstance(exc, click.exceptions.NoArgsIsHelpError):  # that one is the help text
-            exc.message = one_line(exc.message)
+            # click declares message Final; its value (a bad argument) may hold line breaks
+            vars(exc)["message"] = one_line(exc.message)
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:

@@ -123,3 +123,23 @@ def test_metrics_collect_stores_engagement_and_followers(
     assert row["message"].startswith("1 ")
     status_reads = [r for r in mastodon.requests if r.method == "GET" and "/statuses/" in r.path]
     assert len(status_reads) == 1
+
+
+def test_dry_run_uses_the_limit_learnt_from_the_instance(
+    workspace: Workspace, mastodon: MastodonFake
+) -> None:
+    """`enqueue --dry-run` checks against the instance's own limit once the daemon
+    has learnt it (here 1000 instead of the default 500), and stores nothing."""
+    text = "ä" * 600
+    refused = workspace.run(
+        "enqueue", "--dry-run", "--text", text, "--link", f"{SITE}/d", "--to", "mastodon",
+        check=False,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    mastodon.max_characters = 1000
+    assert workspace.run("daemon", "--once", check=False).returncode == 0  # learns the limit
+    accepted = workspace.run(
+        "enqueue", "--dry-run", "--text", text, "--link", f"{SITE}/d", "--to", "mastodon"
+    )
+    assert "mastodon" in accepted.stdout
+    assert workspace.json("list") == []

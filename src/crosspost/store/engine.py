@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from crosspost.store.peek import sqlite_file
+
 SQLITE_BUSY_TIMEOUT_S = 30.0
 #: pooled connections per process on PostgreSQL (the daemon runs 4 database threads)
 PG_POOL_SIZE = 5
@@ -66,10 +68,7 @@ def libpq_conninfo(engine: Engine) -> str:
 
 def sqlite_path(url: str) -> Path | None:
     """The file behind a ``sqlite:///`` URL, if any."""
-    if not url.startswith("sqlite"):
-        return None
-    path = url.split("///", 1)[-1].split("?", 1)[0]
-    return None if not path or path == ":memory:" else Path(os.path.expanduser(path))
+    return sqlite_file(url)
 
 
 def _ensure_sqlite_folder(url: str) -> None:
