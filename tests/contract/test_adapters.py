@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 import tests.fakes
+from tests.fakes.harness import HARNESSES, Harness
+from tests.fakes.server import lose_response, rate_limit, status
+
 from crosspost.adapters.base import build_adapter
 from crosspost.config import Settings
 from crosspost.daemon import Daemon
 from crosspost.models import DeliveryState, Media, Post
 from crosspost.service import Crosspost
 from crosspost.store.memory import MemoryStore
-from tests.fakes.harness import HARNESSES, Harness
-from tests.fakes.server import lose_response, rate_limit, status
 
 for _module in pkgutil.iter_modules(tests.fakes.__path__):
     importlib.import_module(f"tests.fakes.{_module.name}")
