@@ -499,7 +499,8 @@ def markdown(results: dict[str, Any]) -> str:
         *q["sqlite"]["plan"],
         "```",
         "",
-        "Raw figures: `latest.json` beside this file.",
+        "Raw figures: `latest.json` beside this file. What the missed targets need: "
+        "`bench/README.md`.",
         "",
     ]
     return "\n".join(lines)
