@@ -30,9 +30,11 @@ demo: venv
 	echo "  $(CP) status            queue depth, failures, daemons"; \
 	exit $$rc
 
-## test: the whole test suite (unit, contract, integration, acceptance)
+## test: the test suite (unit, contract, integration, acceptance, benchmark smoke run);
+## the reliability suites (tests/reliability) run in `make reliability` until their
+## short seed set is verified green in CI (issue 4)
 test: venv
-	$(BIN)/pytest
+	$(BIN)/pytest --ignore=tests/reliability
 
 ## lint: ruff and mypy --strict
 lint: venv

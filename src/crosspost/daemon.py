@@ -169,6 +169,9 @@ class Daemon:
             max_inline_wait=settings.daemon.max_inline_wait,
             db=self.db,
             stopping=self.stopping,
+            # a request the platform still holds when the client gives up lands within
+            # about one more timeout; a lookup before that could miss it
+            landing_window=2 * settings.daemon.http_timeout,
         )
         self.publisher.media_urls = self._media_urls
 
@@ -220,13 +223,18 @@ class Daemon:
         self.stop()
 
     def _guarded(self, job: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        """A scheduler job whose database failure stops the daemon (and is no traceback)."""
+        """A scheduler job whose database failure stops the daemon, and whose cancellation at
+        shutdown is quiet (APScheduler would log either with a traceback)."""
 
         async def run_job() -> None:
             try:
                 await job()
             except StoreError as error:
                 self._fail(error)
+            except asyncio.CancelledError:
+                # The scheduler's shutdown cancels a job under way: expected, not an error.
+                if not self.stopping.is_set():
+                    raise
 
         return run_job
 

@@ -114,3 +114,15 @@ class Transient(PlatformError):
 
 class UnknownOutcome(PlatformError):
     """The request may have reached the platform, but its answer was lost."""
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        http_status: int | None = None,
+        still_in_flight: bool = False,
+    ) -> None:
+        super().__init__(message, http_status=http_status)
+        #: the platform did not answer in time and may still be working on the request:
+        #: a post it creates later is not found by a lookup made now
+        self.still_in_flight = still_in_flight

@@ -28,6 +28,7 @@ from crosspost.exceptions import (
 )
 from crosspost.i18n import _
 from crosspost.models import (
+    Attempt,
     Delivery,
     DeliveryState,
     Media,
@@ -82,12 +83,16 @@ class Publisher:
         max_inline_wait: float,
         db: DbCall = run_sync,
         stopping: asyncio.Event | None = None,
+        landing_window: float = 0.0,
     ) -> None:
         self.store = store
         self.adapters = adapters
         self.clock = clock
         self.policy = policy
         self.max_inline_wait = max_inline_wait
+        #: how long after an attempt whose request may still be under way a lookup can
+        #: trust "not there" (platforms that are only looked up, without idempotency)
+        self.landing_window = landing_window
         self.db = db
         self.stopping = stopping or asyncio.Event()
         #: (platform, post id, media) -> the public URLs of the images, () while the
@@ -124,8 +129,20 @@ class Publisher:
             checkpoint=checkpoint,
         )
         safe = adapter.idempotent_resend or adapter.can_reconcile
+        lookup_only = adapter.can_reconcile and not adapter.idempotent_resend
+        if delivery.uncertain:
+            wait, state.confirmed = await self._earlier_attempts(delivery)
+            if not lookup_only:
+                wait = 0.0
+            if wait > self.max_inline_wait:
+                return await self._defer_lookup(delivery, wait)
+            if wait > 0:
+                try:
+                    await self._sleep(wait)
+                except _Stopping:
+                    return await self._settle_stopping(delivery, state)
         retrying = AsyncRetrying(
-            retry=lambda rs: self._should_retry(rs, state, safe),
+            retry=lambda rs: self._should_retry(rs, state, safe, lookup_only),
             wait=lambda rs: state.decision.delay if state.decision else 0.0,
             stop=stop_never,
             sleep=self._sleep,
@@ -171,6 +188,15 @@ class Publisher:
                         self.store.finish_attempt, attempt.id, Outcome.FOUND, now=self.clock.now()
                     )
                     return True, existing
+                if state.confirmed:
+                    # The platform said it has the post: sending again can only double it.
+                    raise UnknownOutcome(
+                        _(
+                            "the platform confirmed this post before the daemon stopped, but "
+                            "it is not among the account's recent posts; check the account "
+                            "(crosspost retry ID sends it again)"
+                        )
+                    )
             result = await adapter.publish(request)
         except PlatformError as error:
             if isinstance(error, UnknownOutcome):
@@ -232,7 +258,9 @@ class Publisher:
         )
         return False, result
 
-    def _should_retry(self, retry_state: RetryCallState, state: _Progress, safe: bool) -> bool:
+    def _should_retry(
+        self, retry_state: RetryCallState, state: _Progress, safe: bool, lookup_only: bool
+    ) -> bool:
         outcome = retry_state.outcome
         if outcome is None or not outcome.failed:
             return False
@@ -242,12 +270,68 @@ class Publisher:
         state.decision = self.policy.decide(
             error, state.attempt, now=self.clock.now(), safe_to_resend=safe
         )
+        if state.confirmed and isinstance(error, UnknownOutcome):
+            state.decision = RetryDecision(Action.UNKNOWN)  # only a person can settle it
+        elif (
+            lookup_only
+            and isinstance(error, UnknownOutcome)
+            and error.still_in_flight
+            and state.decision.action is Action.RETRY
+        ):
+            # The next try looks first; "not found" only counts once the request can have landed.
+            delay = max(state.decision.delay, self.landing_window)
+            state.decision = RetryDecision(Action.RETRY, delay)
         state.error = error
         return (
             state.decision.action is Action.RETRY
             and state.decision.delay <= self.max_inline_wait
             and not self.stopping.is_set()
         )
+
+    async def _earlier_attempts(self, delivery: Delivery) -> tuple[float, bool]:
+        """What the earlier attempts of an uncertain delivery tell.
+
+        The seconds until its last request that may still be under way can no longer
+        land: a daemon killed mid-request (``crashed``) or a request whose answer
+        timed out (``unknown``) may still reach the platform, and a lookup before
+        then could miss it — the resend after it would be a second copy. And whether
+        the platform already confirmed the post (an attempt ``published`` or
+        ``found`` whose daemon died before it recorded the delivery as published).
+        """
+        attempts: list[Attempt] = await self.db(
+            self.store.attempts, post_id=delivery.post_id, limit=100_000
+        )
+        mine = [a for a in attempts if a.delivery_id == delivery.id]
+        confirmed = any(a.outcome in (Outcome.PUBLISHED, Outcome.FOUND) for a in mine)
+        started = [
+            a.started_at
+            for a in mine
+            if a.outcome in (Outcome.CRASHED, Outcome.UNKNOWN, Outcome.PENDING)
+        ]
+        if not started or self.landing_window <= 0:
+            return 0.0, confirmed
+        landed = max(started) + timedelta(seconds=self.landing_window)
+        return max(0.0, (landed - self.clock.now()).total_seconds()), confirmed
+
+    async def _defer_lookup(self, delivery: Delivery, seconds: float) -> DeliveryState | None:
+        """Back to the queue, still unknown, until the lookup can be trusted."""
+        now = self.clock.now()
+        ok = await self.db(
+            self.store.settle,
+            delivery,
+            DeliveryState.UNKNOWN,
+            now=now,
+            due_at=now + timedelta(seconds=seconds),
+            error=delivery.error,
+            uncertain=True,
+        )
+        if not ok:
+            log.warning("lease_lost", delivery=delivery.id, account=delivery.account)
+            return None
+        log.info(
+            "lookup_deferred", delivery=delivery.id, account=delivery.account, seconds=int(seconds)
+        )
+        return DeliveryState.UNKNOWN
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -364,6 +448,8 @@ class _Progress:
 
     def __init__(self, *, uncertain: bool, progress: Mapping[str, str]) -> None:
         self.uncertain = uncertain
+        #: the platform confirmed the post in an attempt the daemon could not record
+        self.confirmed = False
         self.progress = dict(progress)
         self.attempt = 0
         self.decision: RetryDecision | None = None

@@ -225,7 +225,9 @@ class HttpClient:
             raise UnknownOutcome(
                 _("{what}: the answer was lost after sending ({reason})").format(
                     what=what, reason=reason
-                )
+                ),
+                # silence, not a closed connection: the platform may still be at work
+                still_in_flight=isinstance(exc, httpx.TimeoutException),
             ) from exc
         self._remember_limits(response)
         if response.status_code in ok or response.is_success:
