@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 #: the alembic revision this code expects; a test keeps it equal to the migrations' head
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0006"
 
 PENDING_STATES = ("scheduled", "retrying", "unknown")
 
