@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_never
@@ -131,7 +131,16 @@ class Publisher:
         safe = adapter.idempotent_resend or adapter.can_reconcile
         lookup_only = adapter.can_reconcile and not adapter.idempotent_resend
         if delivery.uncertain:
-            wait, state.confirmed = await self._earlier_attempts(delivery)
+            wait, confirmed_at = await self._earlier_attempts(delivery)
+            # A confirmed post is only resent where the platform still knows the
+            # idempotency key (it answers with the same post); elsewhere it is a second copy.
+            state.confirmed = confirmed_at is not None and not (
+                adapter.idempotent_resend
+                and (
+                    adapter.idempotency_ttl is None
+                    or self.clock.now() - confirmed_at < adapter.idempotency_ttl
+                )
+            )
             if not lookup_only:
                 wait = 0.0
             if wait > self.max_inline_wait:
@@ -288,7 +297,7 @@ class Publisher:
             and not self.stopping.is_set()
         )
 
-    async def _earlier_attempts(self, delivery: Delivery) -> tuple[float, bool]:
+    async def _earlier_attempts(self, delivery: Delivery) -> tuple[float, datetime | None]:
         """What the earlier attempts of an uncertain delivery tell.
 
         The seconds until its last request that may still be under way can no longer
@@ -296,13 +305,17 @@ class Publisher:
         timed out (``unknown``) may still reach the platform, and a lookup before
         then could miss it — the resend after it would be a second copy. And whether
         the platform already confirmed the post (an attempt ``published`` or
-        ``found`` whose daemon died before it recorded the delivery as published).
+        ``found`` whose daemon died before it recorded the delivery as published):
+        when it first did, or None.
         """
         attempts: list[Attempt] = await self.db(
             self.store.attempts, post_id=delivery.post_id, limit=100_000
         )
         mine = [a for a in attempts if a.delivery_id == delivery.id]
-        confirmed = any(a.outcome in (Outcome.PUBLISHED, Outcome.FOUND) for a in mine)
+        confirmed = min(
+            (a.started_at for a in mine if a.outcome in (Outcome.PUBLISHED, Outcome.FOUND)),
+            default=None,
+        )
         started = [
             a.started_at
             for a in mine

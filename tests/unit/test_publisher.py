@@ -279,3 +279,44 @@ def test_an_idempotent_or_reconcilable_platform_is_retried_after_an_unknown_outc
     keys = {c.idempotency_key for c in adapter.calls}
     assert keys == {delivery.idempotency_key}
     assert adapter.copies() == 1
+
+
+def _confirmed_then_lost(store: MemoryStore, later: datetime) -> tuple[int, Delivery]:
+    """Worker w1 got the platform's confirmation (attempt ``published``) and died
+    before it settled the delivery; w2 claims it again after the lease ran out."""
+    post = _enqueue(store)
+    [first] = _claim(store, "w1")
+    attempt = store.start_attempt(first, now=NOW)
+    assert attempt is not None
+    store.finish_attempt(attempt.id, Outcome.PUBLISHED, now=NOW, message="https://social/1")
+    store.reap_expired(now=later)
+    [again] = _claim(store, "w2", now=later)
+    assert again.uncertain
+    return post, again
+
+
+@pytest.mark.parametrize(
+    ("idempotent", "minutes", "expected"),
+    [
+        (True, 5, DeliveryState.PUBLISHED),  # the platform still knows the key
+        (True, 55, DeliveryState.UNKNOWN),  # the key has expired: a resend is a second post
+        (False, 5, DeliveryState.UNKNOWN),  # no key at all
+    ],
+)
+def test_a_confirmed_post_missing_from_the_lookup_is_resent_only_under_a_live_key(
+    idempotent: bool, minutes: int, expected: DeliveryState
+) -> None:
+    """The lookup misses a post the platform confirmed (it scrolled out of the recent
+    posts). With an idempotency key the platform still honours, resending is safe —
+    the platform answers with the same post; otherwise only a person can settle it."""
+    store = MemoryStore()
+    later = NOW + timedelta(minutes=minutes)
+    post, delivery = _confirmed_then_lost(store, later)
+    adapter = ScriptedAdapter("a", idempotent=idempotent, reconcile=True)
+    adapter.idempotency_ttl = timedelta(minutes=50)  # type: ignore[misc]
+    publisher = _publisher(store, {"a": adapter}, clock=FrozenClock(later), inline=1.0)
+    assert _run(publisher, delivery) is expected
+    assert adapter.lookups == 1
+    sent = [c.idempotency_key for c in adapter.calls]
+    assert sent == ([delivery.idempotency_key] if expected is DeliveryState.PUBLISHED else [])
+    assert store.deliveries_of(post)[0].state is expected

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import abc
 import importlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 class Adapter(abc.ABC):
     platform: ClassVar[str]
     idempotent_resend: ClassVar[bool] = False
+    #: how long the platform honours an idempotency key (None: for ever); a post it
+    #: confirmed longer ago than this is never resent, even with the same key
+    idempotency_ttl: ClassVar[timedelta | None] = None
     can_reconcile: ClassVar[bool] = False
 
     def __init__(

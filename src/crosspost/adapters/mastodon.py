@@ -44,6 +44,8 @@ def idempotency_header(key: str) -> str:
 class MastodonAdapter(Adapter):
     platform = "mastodon"
     idempotent_resend = True
+    # Mastodon keeps an Idempotency-Key for an hour; a margin for clock and queue time.
+    idempotency_ttl = timedelta(minutes=50)
     can_reconcile = True
 
     #: polling a processing image: first wait, longest wait, and the whole budget (seconds)
