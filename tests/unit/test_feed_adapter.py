@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.unprivileged import without_file_powers
 
 from crosspost.adapters.base import build_adapter
 from crosspost.adapters.feed import FEED_SIZE, FeedAdapter
@@ -402,7 +403,7 @@ def test_a_corrupt_state_file_pauses_the_account(tmp_path: Path) -> None:
         asyncio.run(adapter.verify())
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+@without_file_powers
 def test_an_unwritable_folder_pauses_the_account(tmp_path: Path) -> None:
     """A folder the daemon may not write is reported as an account problem by publish and verify."""
     tmp_path.chmod(0o555)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from tests.unprivileged import without_file_powers
 
 from crosspost.compose import render
 from crosspost.config import Settings
@@ -411,7 +411,7 @@ def test_oversized_image_is_refused(tmp_path: Path) -> None:
     assert f"{MAX_MEDIA_BYTES + 1} bytes" in message
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+@without_file_powers
 def test_unreadable_image_is_refused(tmp_path: Path) -> None:
     """An image the user may not read is a PostFileError, not an OSError."""
     image = tmp_path / "bild.jpg"
