@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import resource
 import signal
 import sqlite3
 import statistics
@@ -24,12 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pgcluster  # bench/pgcluster.py (this folder is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -48,7 +51,13 @@ class Sizes:
     startup_runs: int = 10
     queue_small: int = 1000
     queue_large: int = 100_000
+    pg_queue_large: int = 1_000_000
     idle_seconds: float = 60.0
+    # 1 vs 3 daemons on PostgreSQL: few accounts and a slow platform, so one daemon's
+    # capacity (accounts x daemon.concurrency requests in flight) is the limit
+    scale_deliveries: int = 600
+    scale_accounts: int = 3
+    scale_latency: float = 0.5
 
 
 SMOKE = Sizes(
@@ -60,7 +69,11 @@ SMOKE = Sizes(
     startup_runs=2,
     queue_small=50,
     queue_large=500,
+    pg_queue_large=2000,
     idle_seconds=2.0,
+    scale_deliveries=24,
+    scale_accounts=2,
+    scale_latency=0.02,
 )
 
 
@@ -84,7 +97,8 @@ def fake_platform(latency: float) -> Iterator[str]:
 def stats(url: str) -> list[tuple[float, str]]:
     import httpx
 
-    return [tuple(a) for a in httpx.get(f"{url}/__stats", timeout=30).json()["arrivals"]]  # type: ignore[misc]
+    arrivals = httpx.get(f"{url}/__stats", timeout=30).json()["arrivals"]
+    return [(float(t), str(title)) for t, title in arrivals]
 
 
 def write_config(folder: Path, url: str, accounts: int, db_url: str | None = None) -> Path:
@@ -170,27 +184,47 @@ async def _floor(url: str, accounts: int, per_account: int, concurrency: int) ->
     return time.perf_counter() - started
 
 
+def _children_cpu() -> float:
+    """CPU seconds of the harness's finished child processes (user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def throughput(sizes: Sizes, db_url: str | None = None) -> dict[str, Any]:
+    """Drain time of ``daemon --once`` against the bare httpx floor, in the same run.
+
+    Also the CPU seconds of both (the floor's in this process, the daemon's as a
+    child), net of the daemon's start-up and shutdown: on a shared machine the
+    wall-clock ratio moves with the neighbours' load, the CPU ratio much less.
+    """
     per_account = sizes.deliveries // sizes.accounts
     concurrency = 4  # daemon.concurrency's default, per account
     with tempfile.TemporaryDirectory() as tmp, fake_platform(sizes.latency) as url:
         folder = Path(tmp)
+        cpu = time.process_time()
         floor = asyncio.run(_floor(url, sizes.accounts, per_account, concurrency))
+        floor_cpu = time.process_time() - cpu
         config = write_config(folder, url, sizes.accounts, db_url)
         env = env_for(config)
         cli(env, "db", "upgrade")
-        started = time.perf_counter()
+        cpu, started = _children_cpu(), time.perf_counter()
         cli(env, "daemon", "--once")  # empty queue: start-up and shutdown only
         overhead = time.perf_counter() - started
+        overhead_cpu = _children_cpu() - cpu
         now = datetime.now(UTC)
         fill(config, [(f"post {n}", now) for n in range(per_account)], sizes.accounts)
-        started = time.perf_counter()
+        cpu, started = _children_cpu(), time.perf_counter()
         cli(env, "daemon", "--once")
         total = time.perf_counter() - started
-        arrivals = [a for a, _ in stats(url) if True]
+        total_cpu = _children_cpu() - cpu
+        arrivals = stats(url)
+        counts = json.loads(cli(env, "status", "--json").stdout).get("counts", {})
     drain = total - overhead
+    drain_cpu = total_cpu - overhead_cpu
+    deliveries = per_account * sizes.accounts
     return {
-        "deliveries": per_account * sizes.accounts,
+        "database": "postgresql" if db_url else "sqlite",
+        "deliveries": deliveries,
         "accounts": sizes.accounts,
         "latency_s": sizes.latency,
         "concurrency_per_account": concurrency,
@@ -200,7 +234,12 @@ def throughput(sizes: Sizes, db_url: str | None = None) -> dict[str, Any]:
         "drain_s": round(drain, 3),
         "ratio": round(drain / floor, 3),
         "target": 1.25,
+        "floor_cpu_s": round(floor_cpu, 3),
+        "drain_cpu_s": round(drain_cpu, 3),
+        "cpu_ratio": round(drain_cpu / floor_cpu, 3) if floor_cpu > 0 else None,
         "requests_seen": len(arrivals),
+        "daemon_requests": len(arrivals) - deliveries,  # the floor sent one per delivery
+        "states_after": counts,
     }
 
 
@@ -246,35 +285,60 @@ def lateness(sizes: Sizes) -> dict[str, Any]:
     }
 
 
-def _median_run(cmd: list[str], runs: int, env: dict[str, str]) -> float:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(cmd, env=env, capture_output=True, check=False)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, env=env, capture_output=True, check=False)
+    return time.perf_counter() - started
 
 
 def startup(sizes: Sizes) -> dict[str, Any]:
+    """CLI start-up against ``python -c pass``, as an editor meets it day to day.
+
+    The first ``--help`` and dry run fill crosspost's start-up cache (crosspost.entry,
+    docs/design.md); they are reported apart (``*_first_s``) and the medians measure
+    the runs after them. Python writes bytecode as it does for any user (the harness's
+    own PYTHONDONTWRITEBYTECODE would make every run compile crosspost's sources). The
+    three commands take turns, so a load change on a shared machine hits all alike.
+    """
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         config = write_config(folder, "http://127.0.0.1:9", 1)
         env = env_for(config)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["XDG_CACHE_HOME"] = str(folder / "cache")  # a fresh start-up cache
         cli(env, "db", "upgrade")
         post = folder / "post.md"
         post.write_text(f'+++\ntitle = "Bench"\nlink = "{SITE}/b"\n+++\nHallo Welt.\n')
-        base = _median_run([PY, "-c", "pass"], sizes.startup_runs, env)
-        help_ = _median_run([CROSSPOST, "--help"], sizes.startup_runs, env)
-        dry = _median_run([CROSSPOST, "enqueue", "--dry-run", str(post)], sizes.startup_runs, env)
+        commands = {
+            "base": [PY, "-c", "pass"],
+            "help": [CROSSPOST, "--help"],
+            "dry": [CROSSPOST, "enqueue", "--dry-run", str(post)],
+        }
+        first = {name: _timed(cmd, env) for name, cmd in commands.items()}
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for _ in range(sizes.startup_runs):
+            for name, cmd in commands.items():
+                times[name].append(_timed(cmd, env))
+        base, help_, dry = (statistics.median(times[n]) for n in ("base", "help", "dry"))
     return {
         "python_pass_s": round(base, 4),
         "help_s": round(help_, 4),
         "dry_run_s": round(dry, 4),
         "help_ratio": round(help_ / base, 2),
         "dry_run_ratio": round(dry / base, 2),
+        "help_first_s": round(first["help"], 4),
+        "dry_run_first_s": round(first["dry"], 4),
+        "raw_s": {name: [round(t, 4) for t in values] for name, values in times.items()},
         "target_help_ratio": 2.0,
         "target_dry_run_ratio": 3.0,
     }
+
+
+#: untimed, between two timed claims: the claimed rows go back, so each claim sees the same queue
+_REQUEUE = (
+    "UPDATE deliveries SET state = 'scheduled', worker = NULL, lease_until = NULL"
+    " WHERE state = 'publishing'"
+)
 
 
 def _claim_cost(url: str, queued: int, accounts: int) -> tuple[float, list[str]]:
@@ -322,6 +386,8 @@ def _claim_cost(url: str, queued: int, accounts: int) -> tuple[float, list[str]]
             reconcilable=["mastodon"],
         )
         times.append(time.perf_counter() - started)
+        with store.engine.begin() as conn:  # back to the queue: every claim sees `queued`
+            conn.exec_driver_sql(_REQUEUE)
     plans = []
     with store.engine.connect() as conn:
         from sqlalchemy import select
@@ -361,6 +427,254 @@ def queue_size(sizes: Sizes) -> dict[str, Any]:
             "plan": plan_large,
         }
     }
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+#: the large queue, written by the server itself (a million rows in seconds, no Python loop)
+_PG_FILL = [
+    """INSERT INTO posts (id, title, body, link, created_at, created_by, media, variants)
+       SELECT g, 'b', 'b', 'x', now() AT TIME ZONE 'UTC', 'bench', '[]', '{{}}'
+       FROM generate_series(1, {posts}) AS g""",
+    "SELECT setval(pg_get_serial_sequence('posts', 'id'), {posts})",
+    """INSERT INTO deliveries (post_id, account, platform, state, due_at, text,
+                               idempotency_key, updated_at)
+       SELECT g / {accounts} + 1, 'm' || lpad(mod(g, {accounts})::text, 2, '0'), 'mastodon',
+              'scheduled', (now() AT TIME ZONE 'UTC') - make_interval(secs => {queued} - g),
+              't', 'k' || g, now() AT TIME ZONE 'UTC'
+       FROM generate_series(0, {queued} - 1) AS g""",
+    "ANALYZE",
+]
+
+
+def _pg_claim_cost(url: str, queued: int, accounts: int) -> dict[str, Any]:
+    """Median time of a claim (80 rows: 4 for each of 20 accounts) with ``queued`` due
+    deliveries, and the plan of that very statement (EXPLAIN ANALYZE, rolled back)."""
+    from sqlalchemy import event
+
+    from crosspost.store.migrate import upgrade
+    from crosspost.store.sql import SqlStore
+
+    store = SqlStore(url)
+    upgrade(store.engine)
+    started = time.perf_counter()
+    with store.engine.begin() as conn:
+        for sql in _PG_FILL:
+            conn.exec_driver_sql(
+                sql.format(posts=queued // accounts + 1, accounts=accounts, queued=queued)
+            )
+    fill_s = time.perf_counter() - started
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if "FOR UPDATE SKIP LOCKED" in statement:  # the claim's UPDATE … WHERE id IN (…)
+            statements.append((statement, params))
+
+    capacity = {f"m{i:02d}": 4 for i in range(accounts)}
+    times = []
+    steps: list[dict[str, float]] = []
+
+    def timed(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        conn.info["began"] = time.perf_counter()
+
+    def took(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        word = statement.lstrip().split(None, 1)[0].lower()
+        step = steps[-1]
+        step[word] = step.get(word, 0.0) + time.perf_counter() - conn.info["began"]
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    event.listen(store.engine, "before_cursor_execute", timed)
+    event.listen(store.engine, "after_cursor_execute", took)
+    try:
+        for n in range(15):
+            steps.append({})
+            began = time.perf_counter()
+            claimed = store.claim_and_start(
+                f"w{n}",
+                now=datetime.now(UTC),
+                lease=timedelta(seconds=60),
+                capacity=capacity,
+                reconcilable=["mastodon"],
+            )
+            times.append(time.perf_counter() - began)
+            assert len(claimed) == min(queued, 4 * accounts), len(claimed)
+            with store.engine.begin() as conn:  # back to the queue: every claim sees `queued`
+                conn.exec_driver_sql(_REQUEUE)
+            steps[-1]["total"] = times[-1]
+            steps.append({})
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+        event.remove(store.engine, "before_cursor_execute", timed)
+        event.remove(store.engine, "after_cursor_execute", took)
+    statement, params = statements[-1]
+    with store.engine.connect() as conn:
+        transaction = conn.begin()
+        plan = [
+            str(row[0])
+            for row in conn.exec_driver_sql(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) " + statement, params
+            )
+        ]
+        transaction.rollback()
+    store.close()
+    claims = [step for step in steps if "total" in step]
+    # where a claim's time goes, per kind of statement (median over the claims, ms)
+    breakdown = {
+        key: round(statistics.median(step.get(key, 0.0) for step in claims) * 1000, 3)
+        for key in sorted({k for step in claims for k in step})
+    }
+    return {
+        "median_s": statistics.median(times),
+        "plan": plan,
+        "fill_s": round(fill_s, 1),
+        "breakdown_ms": breakdown,
+    }
+
+
+def _plan_verdict(plan: list[str]) -> dict[str, bool]:
+    """Index scans on ``deliveries``, no sequential scan of it (``account_state``, one row
+    per account, and the VALUES list of wanted accounts are read whole, as they should)."""
+    text = "\n".join(plan)
+    return {
+        "index_scan_on_due_index": "Index Scan using ix_deliveries_due" in text,
+        "index_scan_on_primary_key": "Index Scan using deliveries_pkey" in text,
+        "sequential_scan_on_deliveries": "Seq Scan on deliveries" in text,
+    }
+
+
+def pg_queue_size(sizes: Sizes, server: pgcluster.Server) -> dict[str, Any]:
+    small = _pg_claim_cost(server.create_database("bench_queue_small"), sizes.queue_small, 20)
+    large = _pg_claim_cost(server.create_database("bench_queue_large"), sizes.pg_queue_large, 20)
+    return {
+        "small_queue": sizes.queue_small,
+        "large_queue": sizes.pg_queue_large,
+        "claim_small_ms": round(small["median_s"] * 1000, 3),
+        "claim_large_ms": round(large["median_s"] * 1000, 3),
+        "ratio": round(large["median_s"] / small["median_s"], 3),
+        "target": 1.5,
+        "fill_large_s": large["fill_s"],
+        "breakdown_small_ms": small["breakdown_ms"],
+        "breakdown_large_ms": large["breakdown_ms"],
+        "plan_small": small["plan"],
+        "plan_large": large["plan"],
+        **_plan_verdict(large["plan"]),
+    }
+
+
+def _daemons_up(env: dict[str, str], count: int) -> bool:
+    for _ in range(600):
+        if len(json.loads(cli(env, "status", "--json").stdout)["daemons"]) >= count:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _make_due(url: str, due: datetime) -> None:
+    from sqlalchemy import create_engine, text
+
+    from crosspost.store.engine import CHANNEL
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE deliveries SET due_at = :due"), {"due": due.replace(tzinfo=None)})
+        conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+    engine.dispose()
+
+
+def _scale_run(sizes: Sizes, url: str, daemons: int) -> dict[str, Any]:
+    """``daemons`` daemons (separate processes) drain posts that all fall due at once."""
+    per_account = sizes.scale_deliveries // sizes.scale_accounts
+    with tempfile.TemporaryDirectory() as tmp, fake_platform(sizes.scale_latency) as fake:
+        config = write_config(Path(tmp), fake, sizes.scale_accounts, url)
+        env = env_for(config)
+        cli(env, "db", "upgrade")
+        processes = [
+            subprocess.Popen([CROSSPOST, "daemon"], env=env, stderr=subprocess.DEVNULL)
+            for _ in range(daemons)
+        ]
+        try:
+            if not _daemons_up(env, daemons):
+                raise RuntimeError(f"{daemons} daemons did not start")
+            filling = time.perf_counter()
+            # Queued for tomorrow, then made due in one transaction (whose NOTIFY wakes the
+            # daemons): they all start from the full queue at the same instant.
+            later = datetime.now(UTC) + timedelta(days=1)
+            fill(config, [(f"scale {n}", later) for n in range(per_account)], sizes.scale_accounts)
+            fill_s = time.perf_counter() - filling
+            due = datetime.now(UTC) + timedelta(seconds=2)
+            _make_due(url, due)
+            expected = per_account * sizes.scale_accounts
+            deadline = time.time() + 600
+            while time.time() < deadline and len(stats(fake)) < expected:
+                time.sleep(0.1)
+            while time.time() < deadline:  # the last answers settle
+                counts = json.loads(cli(env, "status", "--json").stdout)["counts"]
+                if counts.get("published", 0) >= expected:
+                    break
+                time.sleep(0.1)
+            arrivals = stats(fake)
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(timeout=60)
+    times = sorted(t for t, _title in arrivals)
+    last = times[-1] + sizes.scale_latency  # its answer came one latency later
+    makespan = last - due.timestamp()
+    return {
+        "daemons": daemons,
+        "deliveries": expected,
+        "requests_seen": len(arrivals),
+        "published": counts.get("published", 0),
+        "fill_s": round(fill_s, 2),
+        "first_request_after_due_ms": round((times[0] - due.timestamp()) * 1000, 1),
+        "makespan_s": round(makespan, 3),
+        "per_second": round(expected / makespan, 1),
+    }
+
+
+def scale_out(sizes: Sizes, server: pgcluster.Server) -> dict[str, Any]:
+    one = _scale_run(sizes, server.create_database("bench_scale_1"), 1)
+    three = _scale_run(sizes, server.create_database("bench_scale_3"), 3)
+    return {
+        "accounts": sizes.scale_accounts,
+        "concurrency_per_account": 4,
+        "latency_s": sizes.scale_latency,
+        "ideal_ratio": 3.0,
+        "one": one,
+        "three": three,
+        "ratio": round(three["per_second"] / one["per_second"], 3),
+        "target": 2.5,
+    }
+
+
+def postgresql(sizes: Sizes, url: str | None, *, durable: bool = True) -> dict[str, Any]:
+    """Every PostgreSQL scenario on one server (a throw-away cluster unless ``url``)."""
+    started = time.perf_counter()
+    with pgcluster.server(url, durable=durable) as server:
+        results: dict[str, Any] = {
+            "server": (
+                "given"
+                if url
+                else "throw-away cluster on disk, PostgreSQL's durable defaults (fsync, "
+                "synchronous_commit on)"
+                if durable
+                else "throw-away cluster in memory without fsync (smoke run)"
+            ),
+            "version": server.version(),
+            "settings": {} if url else pgcluster.settings(durable),
+        }
+        steps: dict[str, Callable[[], dict[str, Any]]] = {
+            "throughput": lambda: throughput(sizes, server.create_database("bench_throughput")),
+            "queue": lambda: pg_queue_size(sizes, server),
+            "scale_out": lambda: scale_out(sizes, server),
+        }
+        for name, step in steps.items():
+            print(f"bench: postgresql {name} …", file=sys.stderr, flush=True)
+            results[name] = step()
+            brief = json.dumps(results[name])[:300]
+            print(f"bench: postgresql {name}: {brief}", file=sys.stderr, flush=True)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    return results
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -424,6 +738,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "crosspost": crosspost.__version__,
+        "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
 
@@ -431,17 +746,52 @@ def verdict(ok: bool | None) -> str:
     return "–" if ok is None else ("met" if ok else "**missed**")
 
 
+def _throughput_row(name: str, t: dict[str, Any]) -> tuple[str, str, str, bool | None]:
+    return (
+        f"Throughput vs httpx floor ({name})",
+        f"{t['ratio']} × ({t['drain_s']} s vs {t['floor_s']} s; CPU {t['cpu_ratio']} ×)",
+        "≤ 1.25 ×",
+        t["ratio"] <= 1.25,
+    )
+
+
+def _postgresql_rows(pg: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    if "skipped" in pg:
+        return [("PostgreSQL scenarios", f"not run: {pg['skipped']}", "", None)]
+    t, q, so = pg["throughput"], pg["queue"], pg["scale_out"]
+    plan_ok = q["index_scan_on_due_index"] and not q["sequential_scan_on_deliveries"]
+    return [
+        _throughput_row("PostgreSQL", t),
+        (
+            f"Claim, {q['large_queue']:,} vs {q['small_queue']:,} queued (PostgreSQL)",
+            f"{q['ratio']} × ({q['claim_large_ms']} ms vs {q['claim_small_ms']} ms)",
+            "≤ 1.5 ×",
+            q["ratio"] <= 1.5,
+        ),
+        (
+            "Claim plan (PostgreSQL, large queue)",
+            "index scans on deliveries"
+            + ("" if plan_ok else " — **a sequential scan of deliveries**"),
+            "no sequential scan",
+            plan_ok,
+        ),
+        (
+            "Scale-out, 3 vs 1 daemons (PostgreSQL)",
+            f"{so['ratio']} × ({so['three']['per_second']} vs {so['one']['per_second']} "
+            f"deliveries/s)",
+            "≥ 2.5 ×",
+            so["ratio"] >= 2.5,
+        ),
+    ]
+
+
 def markdown(results: dict[str, Any]) -> str:
     m, t, la, s, q, i = (
         results[k] for k in ("machine", "throughput", "lateness", "startup", "queue", "idle")
     )
+    pg = results.get("postgresql", {"skipped": "not run (--only)"})
     rows = [
-        (
-            "Throughput vs httpx floor (SQLite)",
-            f"{t['ratio']} × ({t['drain_s']} s vs {t['floor_s']} s)",
-            "≤ 1.25 ×",
-            t["ratio"] <= 1.25,
-        ),
+        _throughput_row("SQLite", t),
         (
             "Lateness p50",
             f"{la['p50_ms']} ms",
@@ -467,12 +817,14 @@ def markdown(results: dict[str, Any]) -> str:
             s["dry_run_ratio"] <= 3.0,
         ),
         (
-            "Claim, large vs small queue (SQLite)",
+            f"Claim, {q['sqlite']['large_queue']:,} vs {q['sqlite']['small_queue']:,} "
+            "queued (SQLite)",
             f"{q['sqlite']['ratio']} × ({q['sqlite']['claim_large_ms']} ms vs "
             f"{q['sqlite']['claim_small_ms']} ms)",
             "≤ 1.5 ×",
             q["sqlite"]["ratio"] <= 1.5,
         ),
+        *_postgresql_rows(pg),
         (
             "Idle CPU",
             f"{i['cpu_percent_of_one_core']} % of a core over {i['seconds']} s",
@@ -481,11 +833,13 @@ def markdown(results: dict[str, Any]) -> str:
         ),
         ("Idle RSS", f"{i['rss_mb']} MB", "≤ 80 MB", i["rss_mb"] <= 80),
     ]
+    postgres = "" if "skipped" in pg else f", PostgreSQL {pg['version'].split()[0]}"
     lines = [
         "# crosspost benchmark results",
         "",
-        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['memory_gb']} GB), "
-        f"Python {m['python']}, SQLite {m['sqlite']}, crosspost {m['crosspost']}"
+        f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores, {m['memory_gb']} GB, "
+        f"load average {m.get('load_average', '?')} at the start), Python {m['python']}, "
+        f"SQLite {m['sqlite']}{postgres}, crosspost {m['crosspost']}"
         + (" — **smoke sizes, not the targets' sizes**" if results["smoke"] else "")
         + ".",
         "",
@@ -493,17 +847,45 @@ def markdown(results: dict[str, Any]) -> str:
         "|---|---|---|---|",
         *[f"| {a} | {b} | {c} | {verdict(d)} |" for a, b, c, d in rows],
         "",
+        "Throughput: the drain time of `daemon --once` (start-up and shutdown subtracted) "
+        "against a bare `httpx.AsyncClient` loop with the same requests and concurrency; "
+        "CPU is the daemon's CPU seconds against the floor's, the figure the neighbours' "
+        "load moves least.",
+        "",
         "## Claim query plan (SQLite, large queue)",
         "",
         "```",
         *q["sqlite"]["plan"],
         "```",
         "",
-        "Raw figures: `latest.json` beside this file. What the missed targets need: "
-        "`bench/README.md`.",
+    ]
+    if "skipped" not in pg:
+        lines += [
+            f"## Claim query plan (PostgreSQL, {pg['queue']['large_queue']:,} queued)",
+            "",
+            f"The claim's own statement, `EXPLAIN (ANALYZE)` in a rolled-back transaction. "
+            f"Server: {pg['server']}.",
+            "",
+            "```",
+            *pg["queue"]["plan_large"],
+            "```",
+            "",
+        ]
+    lines += [
+        "Raw figures: `latest.json` beside this file. Analysis, and what the missed "
+        "targets need: `bench/README.md`.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _postgresql_or_why_not(sizes: Sizes, url: str | None, *, durable: bool) -> dict[str, Any]:
+    if not url and pgcluster.find_pg_bin() is None:
+        return {
+            "skipped": "PostgreSQL is not installed (apt-get install postgresql) and "
+            "CROSSPOST_BENCH_PG_URL is not set"
+        }
+    return postgresql(sizes, url, durable=durable)
 
 
 def main() -> None:
@@ -511,14 +893,21 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--only", nargs="*", help="run only these scenarios")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("CROSSPOST_BENCH_PG_URL"),
+        help="a PostgreSQL server whose user may CREATE DATABASE (default: a throw-away "
+        "cluster of the installed PostgreSQL)",
+    )
     args = parser.parse_args()
     sizes = SMOKE if args.smoke else Sizes()
-    scenarios = {
+    scenarios: dict[str, Callable[[], dict[str, Any]]] = {
         "startup": lambda: startup(sizes),
         "queue": lambda: queue_size(sizes),
         "idle": lambda: idle(sizes),
         "lateness": lambda: lateness(sizes),
         "throughput": lambda: throughput(sizes),
+        "postgresql": lambda: _postgresql_or_why_not(sizes, args.pg_url, durable=not args.smoke),
     }
     results: dict[str, Any] = {"machine": machine(), "smoke": args.smoke}
     for name, run in scenarios.items():

@@ -1,5 +1,5 @@
 """``python -m crosspost``."""
 
-from crosspost.cli import main
+from crosspost.entry import main
 
 main()

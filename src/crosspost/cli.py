@@ -181,6 +181,7 @@ def main_group(ctx: click.Context, config: str | None, verbose: int, quiet: bool
 @click.option("--to", "to", metavar="A,B", help=_("Accounts (default: routing, else all)."))
 @click.option("--category", help=_("One of site.categories."))
 @click.option("--dry-run", is_flag=True, help=_("Validate only; store nothing."))
+@click.option("--force", is_flag=True, help=_("Enqueue even a duplicate (audited)."))
 @json_option
 @pass_app
 def enqueue(
@@ -193,6 +194,7 @@ def enqueue(
     to: str | None,
     category: str | None,
     dry_run: bool,
+    force: bool,
     as_json: bool,
 ) -> None:
     """Validate posts and put them in the queue; print each new post id."""
@@ -212,33 +214,50 @@ def enqueue(
         else:
             posts = service.read_files(list(files))
         planned = [service.plan(post, at=at) for post in posts]
-        ids = [None] * len(planned) if dry_run else service.enqueue(planned)
+        from crosspost.workflow import Workflow  # approval, series, duplicates, quiet hours
+
+        flow = Workflow(service)
+        notes = [[*p.notes, *flow.notes(p, dedup=dry_run)] for p in planned]
+        stored = [None] * len(planned) if dry_run else flow.enqueue(planned, force=force)
         if as_json:
             echo_json(
                 [
                     {
-                        "id": post_id,
+                        "id": r.post_ids[0] if r else None,
+                        "ids": r.post_ids if r else [],
+                        "series": r.series_id if r else None,
+                        "state": ("draft" if r.draft else "scheduled") if r else None,
                         "source": p.post.source,
                         "title": p.post.title,
-                        "due_at": _iso(p.due_at),
-                        "accounts": [r.account for r in p.rendered],
+                        "due_at": _iso(min(r.dues.values(), default=p.due_at) if r else p.due_at),
+                        "accounts": [a.account for a in p.rendered],
                     }
-                    for post_id, p in zip(ids, planned, strict=True)
+                    for r, p in zip(stored, planned, strict=True)
                 ]
             )
             return
-        for post_id, p in zip(ids, planned, strict=True):
-            names = ", ".join(r.account for r in p.rendered)
-            if post_id is None:
+        for r, p, extra in zip(stored, planned, notes, strict=True):
+            names = ", ".join(a.account for a in p.rendered)
+            due = min(r.dues.values(), default=p.due_at) if r else p.due_at
+            if r is None:
                 line = _("valid: {title} → {accounts}, due {due}")
+            elif r.series_id is not None:
+                line = _("enqueued series {series} as posts {ids}: {title} → {accounts}")
+            elif r.draft:
+                line = _("enqueued post {id} as a draft: {title} → {accounts}, due {due}")
             else:
                 line = _("enqueued post {id}: {title} → {accounts}, due {due}")
             click.echo(
                 line.format(
-                    id=post_id, title=p.post.title, accounts=names, due=service.local(p.due_at)
+                    id=r.post_ids[0] if r else None,
+                    ids=", ".join(str(i) for i in r.post_ids) if r else "",
+                    series=r.series_id if r else None,
+                    title=p.post.title,
+                    accounts=names,
+                    due=service.local(due),
                 )
             )
-            for note in p.notes:
+            for note in extra:
                 click.echo("  " + _("note: {note}").format(note=note))
 
 
@@ -264,9 +283,14 @@ def preview(app: App, target: str, as_json: bool) -> None:
             if not 0 < int(target) < 2**63:
                 raise NotFound(_("post {id} does not exist").format(id=target))
             _post, rendered = service.stored_preview(int(target))
+            dues = {d.account: d.due_at for d in service.store.deliveries_of(int(target))}
         else:
+            from crosspost.workflow import Workflow  # quiet hours, approval, repeat, duplicates
+
+            flow = Workflow(service)
             planned = service.plan(service.read_files([Path(target)])[0], check=False)
-            rendered, notes = planned.rendered, planned.notes
+            rendered, notes = planned.rendered, [*planned.notes, *flow.notes(planned)]
+            dues = flow.dues(planned)
             if not planned.post.publish_at:
                 notes.insert(0, _("no publication time: published as soon as possible"))
             else:
@@ -277,6 +301,7 @@ def preview(app: App, target: str, as_json: bool) -> None:
                     {
                         "account": r.account,
                         "platform": r.platform,
+                        "due_at": _iso(dues.get(r.account)),
                         "text": r.text,
                         "length": r.length,
                         "limit": r.limit,
@@ -308,7 +333,7 @@ def preview(app: App, target: str, as_json: bool) -> None:
 
 # -- reading the queue --------------------------------------------------------------------
 STATES = ["scheduled", "publishing", "published", "retrying", "failed", "unknown",
-          "cancelled", "retracted", "pending"]  # fmt: skip
+          "cancelled", "retracted", "draft", "rejected", "pending"]  # fmt: skip
 
 
 @main_group.command(name="list")
@@ -319,9 +344,10 @@ STATES = ["scheduled", "publishing", "published", "retrying", "failed", "unknown
     help=_("Only posts with a delivery in this state ('pending': not yet final)."),
 )
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 100000))
+@click.option("--recurring", is_flag=True, help=_("The recurring series instead of posts."))
 @json_option
 @pass_app
-def list_(app: App, status: str | None, limit: int, as_json: bool) -> None:
+def list_(app: App, status: str | None, limit: int, recurring: bool, as_json: bool) -> None:
     """Posts with their per-account delivery states, newest first."""
     from crosspost.models import DeliveryState, post_state
     from crosspost.views import (
@@ -332,9 +358,15 @@ def list_(app: App, status: str | None, limit: int, as_json: bool) -> None:
         table,
         truncate,
     )
+    from crosspost.workflow_cli import draft_state
 
     with _errors(app):
         store = app.store()
+        if recurring:
+            from crosspost.workflow_cli import echo_series
+
+            echo_series(app, as_json)
+            return
         states = None
         if status == "pending":
             states = {s for s in DeliveryState if not s.is_final}
@@ -354,7 +386,7 @@ def list_(app: App, status: str | None, limit: int, as_json: bool) -> None:
             lines.append(
                 (
                     str(post.id),
-                    state_label(post_state([d.state for d in ds])),
+                    state_label(draft_state(post, ds, post_state([d.state for d in ds]))),
                     local(due, zone),
                     truncate(post.title, 36),
                     delivery_summary(ds),
@@ -378,9 +410,13 @@ def show(app: App, post_id: int, as_json: bool) -> None:
         post = store.get_post(post_id)
         ds = store.deliveries_of(post_id)
         attempts = store.attempts(post_id=post_id)
+        from crosspost.workflow_cli import echo_facts, workflow_facts  # approval, series
+
+        facts = workflow_facts(app, post_id)
         if as_json:
             data = post_json(post, ds)
             data["attempts"] = [attempt_json(a) for a in attempts]
+            data.update(facts)
             echo_json(data)
             return
         zone = app.settings.site.zone
@@ -388,6 +424,7 @@ def show(app: App, post_id: int, as_json: bool) -> None:
         click.echo(
             "  " + _("state: {state}").format(state=state_label(post_state([d.state for d in ds])))
         )
+        echo_facts(facts, post_id)
         click.echo("  " + _("link: {link}").format(link=post.link))
         click.echo("  " + _("category: {category}").format(category=post.category or "-"))
         click.echo(
@@ -419,14 +456,17 @@ def show(app: App, post_id: int, as_json: bool) -> None:
 def cancel(app: App, post_id: int) -> None:
     """Cancel a post's waiting deliveries."""
     with _errors(app):
-        service = app.service()
-        n = service.store.cancel(post_id, now=service.clock.now())
+        from crosspost.workflow import Workflow  # audited; a post of a series stops the series
+
+        n, stopped = Workflow(app.service()).cancel(post_id)
         click.echo(
             ngettext(
                 "post {id}: {n} delivery cancelled", "post {id}: {n} deliveries cancelled", n
             ).format(id=post_id, n=n)
         )
-        if n == 0:
+        if stopped is not None:
+            click.echo(_("series {series} stopped: no more occurrences").format(series=stopped))
+        if n == 0 and stopped is None:
             sys.exit(1)
 
 
@@ -448,8 +488,10 @@ def reschedule(app: App, post_id: int, at: str) -> None:
             resolved = parse_when(at, app.settings.site.zone, now)
         except TimeError as exc:
             raise InputError(_("--at: {problem}").format(problem=exc)) from None
-        due = max(resolved.at, now)
-        n = service.store.reschedule(post_id, due, now=now)
+        from crosspost.workflow import Workflow  # audited; drafts too; quiet hours
+
+        dues = Workflow(service).reschedule(post_id, max(resolved.at, now))
+        n, due = len(dues), min(dues.values(), default=max(resolved.at, now))
         click.echo(
             ngettext(
                 "post {id}: {n} delivery now due {due}",
@@ -474,8 +516,9 @@ def retry(app: App, post_id: int | None, failed: bool) -> None:
     if (post_id is None) == (not failed):
         fail(_("give a post ID or --failed"), 2)
     with _errors(app):
-        service = app.service()
-        n = service.store.retry(post_id, now=service.clock.now())
+        from crosspost.workflow import Workflow  # audited; quiet hours
+
+        n = Workflow(app.service()).retry(post_id)
         click.echo(
             ngettext("{n} delivery queued again", "{n} deliveries queued again", n).format(n=n)
         )
@@ -552,13 +595,23 @@ def log(app: App, post_id: int | None, since: str | None, follow: bool, as_json:
 
 
 @main_group.command()
+@click.option(
+    "--check",
+    is_flag=True,
+    help=_("One line and exit 0/1/2/3 (OK/WARNING/CRITICAL/UNKNOWN) for monitoring."),
+)
 @json_option
 @pass_app
-def status(app: App, as_json: bool) -> None:
+def status(app: App, as_json: bool, check: bool) -> None:
     """Queue depth by state, next due time, failures, paused accounts, live daemons."""
+    if check:
+        from crosspost.ops_cli import status_check
+
+        status_check(app, as_json)
     from crosspost.clock import system_clock
     from crosspost.models import DeliveryState
     from crosspost.views import iso, local, state_label
+    from crosspost.workflow_cli import echo_drafts
 
     with _errors(app):
         store = app.store()
@@ -606,6 +659,7 @@ def status(app: App, as_json: bool) -> None:
                         }
                         for dm in daemons
                     ],
+                    **echo_drafts(app, as_json=True),
                 }
             )
             return
@@ -630,6 +684,7 @@ def status(app: App, as_json: bool) -> None:
                             error=d.error or "-",
                         )
                     )
+        echo_drafts(app, as_json=False)  # awaiting approval; not published, time passed
         for name, st in paused.items():
             click.echo(
                 _("paused account {account}: {reason}").format(
@@ -708,7 +763,8 @@ def metrics() -> None:
 @json_option
 @pass_app
 def collect(app: App, since: str | None, as_json: bool) -> None:
-    """Fetch likes, reposts, replies, views and follower counts, and store them."""
+    """Sample likes, reposts, replies, views of published posts at fixed ages, and
+    today's follower counts; store them (resumable; the daemon does it periodically)."""
     import asyncio
 
     from crosspost.clock import system_clock
@@ -724,13 +780,12 @@ def collect(app: App, since: str | None, as_json: bool) -> None:
             except TimeError as exc:
                 raise InputError(_("--since: {problem}").format(problem=exc)) from None
 
-        def progress(done: int, total: int) -> None:
-            if not as_json and sys.stderr.isatty():
-                click.echo(f"\r{done}/{total}", nl=False, err=True)
+        from crosspost.sampling import ProgressBar
 
-        results = asyncio.run(collect_metrics(app.service(), since=since_at, progress=progress))
-        if not as_json and sys.stderr.isatty():
-            click.echo(err=True)
+        with ProgressBar(enabled=not as_json and sys.stderr.isatty()) as bar:
+            results = asyncio.run(
+                collect_metrics(app.service(), since=since_at, progress=bar.update)
+            )
         if as_json:
             echo_json([{"account": r.account, "ok": r.ok, "message": r.message} for r in results])
         else:
@@ -738,6 +793,56 @@ def collect(app: App, since: str | None, as_json: bool) -> None:
                 click.echo(f"{'✓' if r.ok else '✗'} {r.account}: {r.message}")
         if not all(r.ok for r in results):
             sys.exit(1)
+
+
+@main_group.command()
+@click.option(
+    "--year",
+    type=click.IntRange(2000, 2100),
+    required=True,
+    help=_("The calendar year to evaluate (in the site's time zone)."),
+)
+@click.option(
+    "--out",
+    "out",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help=_("Folder for index.html and the CSV files (default: ./report-YEAR)."),
+)
+@click.option(
+    "--lang",
+    "language",
+    type=click.Choice(["de", "en"]),
+    default="de",
+    show_default=True,
+    help=_("Language of the report."),
+)
+@json_option
+@pass_app
+def report(app: App, year: int, out: Path | None, language: str, as_json: bool) -> None:
+    """Write the yearly evaluation: a self-contained HTML page and a CSV file per figure."""
+    from crosspost.report import check_output, make_report
+
+    folder = out if out is not None else Path(f"report-{year}")
+    with _errors(app):
+        check_output(folder)
+        files = make_report(app.settings, app.store(), year=year, out=folder, language=language)
+        if as_json:
+            echo_json(
+                {
+                    "year": year,
+                    "language": language,
+                    "html": str(files.html),
+                    "csv": [str(p) for p in files.csv],
+                    "posts": files.posts,
+                }
+            )
+        else:
+            click.echo(
+                _("Report {year} written: {path} ({n} CSV files beside it)").format(
+                    year=year, path=files.html, n=len(files.csv)
+                )
+            )
 
 
 # -- accounts -------------------------------------------------------------------------------
@@ -924,5 +1029,29 @@ def main() -> None:
         )
         sys.exit(1)
 
+
+def _register_inbox() -> None:
+    """The inbox commands live in their own module (issue 9), which adds them to the
+    group when it is imported (in whichever order the two modules are imported)."""
+    import crosspost.cli_inbox  # noqa: F401
+
+
+_register_inbox()
+
+
+def _register_workflow() -> None:
+    """approve, reject, edit, audit (issue 8)."""
+    from crosspost import workflow_cli  # noqa: F401 - registers on import
+
+
+_register_workflow()
+
+
+def _register_operations() -> None:
+    """db backup, db restore, db prune (issue 10); status --check is in status itself."""
+    from crosspost import ops_cli  # noqa: F401 - registers on import
+
+
+_register_operations()
 
 translate_command_help(main_group)

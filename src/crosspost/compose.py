@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from crosspost.config import MastodonAccount, Settings
 from crosspost.counting import DEFAULT_LIMITS, measure
 from crosspost.exceptions import PostRejected
 from crosspost.i18n import _
@@ -31,6 +31,10 @@ from crosspost.media import (
     website_feed,
 )
 from crosspost.models import Post, Rendered
+
+if TYPE_CHECKING:
+    # not at run time: enqueue --dry-run renders from a snapshot of the settings (dryrun.py)
+    from crosspost.config import Settings
 
 #: Telegram has no alt-text field: the caption describes each image on a line
 #: "Bild: …". Deliberately not translated: enqueue and the daemon must build
@@ -255,7 +259,8 @@ def check_media(post: Post, name: str, platform: str, *, where: str, settings: S
 
 def account_limit(name: str, settings: Settings, learned: Mapping[str, int]) -> int:
     account = settings.accounts[name]
-    if isinstance(account, MastodonAccount) and account.max_characters:
+    # The platform tag decides the account's class (pydantic's discriminator).
+    if account.platform == "mastodon" and account.max_characters:
         return account.max_characters
     if name in learned:
         return learned[name]

@@ -30,6 +30,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -40,6 +41,15 @@ from pydantic_settings import (
 
 from crosspost.exceptions import ConfigError
 from crosspost.i18n import _
+from crosspost.inbox_config import InboxConfig, PrivacyConfig
+from crosspost.policy import (
+    ApprovalConfig,
+    DedupConfig,
+    QuietHoursConfig,
+    RecurrenceConfig,
+    check_policy,
+    quiet_hours_field,
+)
 
 DEFAULT_CATEGORIES = [
     "veranstaltung",
@@ -159,11 +169,18 @@ class AccountBase(_Section):
     concurrency: int | None = Field(default=None, ge=1, le=64)
     #: when the token expires, if the platform does not tell (LinkedIn tokens last 60 days)
     token_expires_at: datetime | None = None
+    #: "22:00-06:00" (or a list): deliveries due inside move to the end (crosspost.policy)
+    quiet_hours: list[str] | None = None
 
     #: the platform's public API, used when base_url is not set
     default_base_url: ClassVar[str | None] = None
     #: whether the account needs a secret at all
     needs_secret: ClassVar[bool] = True
+
+    @field_validator("quiet_hours", mode="before")
+    @classmethod
+    def _quiet(cls, value: Any) -> list[str] | None:
+        return quiet_hours_field(value)
 
     @field_validator("token_expires_at")
     @classmethod
@@ -225,7 +242,7 @@ class AccountBase(_Section):
         )
 
 
-def _read_secret_file(path: Path, account: str) -> str:
+def _read_secret_file(path: Path, account: str, *, key: str | None = None) -> str:
     mode = path.stat().st_mode
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     # systemd's credentials folder is private to the service whatever the file's mode.
@@ -235,11 +252,17 @@ def _read_secret_file(path: Path, account: str) -> str:
             _(
                 "accounts.{account}.token_file: {path} is readable by others; run: chmod 600 {path}"
             ).format(account=account, path=path)
+            if key is None
+            else _("{key}: {path} is readable by others; run: chmod 600 {path}").format(
+                key=key, path=path
+            )
         )
     value = path.read_text(encoding="utf-8").strip()
     if not value:
         raise ConfigError(
             _("accounts.{account}.token_file: {path} is empty").format(account=account, path=path)
+            if key is None
+            else _("{key}: {path} is empty").format(key=key, path=path)
         )
     return value
 
@@ -261,6 +284,10 @@ class BlueskyAccount(AccountBase):
 class TelegramAccount(AccountBase):
     platform: Literal["telegram"]
     chat: str
+    #: the inbox (issue 9): read comments from the channel's linked discussion group with
+    #: getUpdates. Only for a bot used by crosspost alone: getUpdates hands every update
+    #: out once, and is refused while the bot has a webhook (docs/admin.md)
+    fetch_comments: bool = False
     default_base_url: ClassVar[str | None] = "https://api.telegram.org"
 
 
@@ -349,6 +376,209 @@ PLATFORMS = (
 )  # fmt: skip
 
 
+class MailSettings(_Section):
+    """``[smtp]``: the mail server alerts (and forwarded requests) are sent through."""
+
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    #: upgrade the connection with STARTTLS before logging in or sending (port 587)
+    starttls: bool = True
+    #: TLS from the first byte instead (port 465); excludes starttls
+    tls: bool = False
+    username: str | None = None
+    #: the password is a secret: never in this file, like an account's token
+    password_env: str | None = None
+    password_file: Path | None = None
+    #: the "From" address
+    sender: str
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    #: verify the server's certificate (turn off only for a server on this machine)
+    verify: bool = True
+    #: where the test suite or a private CA keeps the certificate to trust
+    ca_file: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tls_means_no_starttls(cls, data: Any) -> Any:
+        """``tls = true`` alone (port 465) needs no ``starttls = false`` beside it."""
+        if isinstance(data, dict) and data.get("tls") is True and "starttls" not in data:
+            return {**data, "starttls": False}
+        return data
+
+    @field_validator("sender")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if "@" not in value or any(c.isspace() for c in value.strip()):
+            raise ValueError("must be a mail address such as crosspost@example.de")
+        return value.strip()
+
+    @field_validator("tls")
+    @classmethod
+    def _one_tls(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and info.data.get("starttls"):
+            raise ValueError("tls and starttls exclude each other; set starttls = false")
+        return value
+
+    @field_validator("username")
+    @classmethod
+    def _no_plain_login(cls, value: str | None, info: ValidationInfo) -> str | None:
+        encrypted = info.data.get("starttls") or info.data.get("tls")
+        if value and not encrypted and not _is_loopback(str(info.data.get("host", ""))):
+            raise ValueError(
+                "a password must not travel unencrypted; set starttls = true or tls = true"
+            )
+        return value
+
+    @property
+    def encrypted(self) -> bool:
+        return self.starttls or self.tls
+
+    def password(self) -> SecretStr | None:
+        """The SMTP password from env, file or ``$CREDENTIALS_DIRECTORY/smtp``; None if unset."""
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if not value:
+                raise ConfigError(
+                    _(
+                        "smtp.password_env: the environment variable {var} is not set or "
+                        "empty; export it or use password_file"
+                    ).format(var=self.password_env)
+                )
+            return SecretStr(value.strip())
+        candidates: list[Path] = []
+        if self.password_file:
+            candidates.append(self.password_file)
+        creds = os.environ.get("CREDENTIALS_DIRECTORY")
+        if creds and self.username:
+            candidates.append(Path(creds) / "smtp")
+        for path in candidates:
+            if path.is_file():
+                return SecretStr(_read_secret_file(path, "smtp", key="smtp.password_file"))
+        if self.password_file:
+            raise ConfigError(
+                _("smtp.password_file: {path} does not exist").format(path=self.password_file)
+            )
+        if self.username:
+            raise ConfigError(
+                _(
+                    "smtp: username is set but no password; set password_env or "
+                    "password_file, or LoadCredential=smtp:… in the systemd unit"
+                )
+            )
+        return None
+
+
+AlertKind = Literal["failed", "unknown", "paused", "token_expiry", "late"]
+ALERT_KINDS: tuple[AlertKind, ...] = ("failed", "unknown", "paused", "token_expiry", "late")
+
+
+class AlertsConfig(_Section):
+    """``[alerts]``: who is told by mail, about what, how often."""
+
+    #: admin addresses; no addresses, no mail
+    to: list[str] = Field(default_factory=list)
+    #: which events mail; default all of ALERT_KINDS
+    events: list[AlertKind] = Field(
+        default_factory=lambda: list(ALERT_KINDS)
+    )
+    #: "immediate": one mail per event kind and account at most every throttle_minutes;
+    #: "digest": one summary a day at digest_time; "both"
+    mode: Literal["immediate", "digest", "both"] = "immediate"
+    throttle_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    #: local time of the site's time zone, HH:MM
+    digest_time: str = Field(default="07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    #: mail when an account's token expires within this many days
+    token_expiry_days: int = Field(default=14, ge=0, le=365)
+    #: mail when a due delivery is still waiting this many minutes after its time
+    late_minutes: int = Field(default=15, ge=1, le=7 * 24 * 60)
+    #: how often the daemon looks for events to mail (seconds)
+    interval: float = Field(default=60.0, gt=0, le=3600)
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if "@" not in address or any(c.isspace() for c in address.strip()):
+                raise ValueError(f"{address!r} is not a mail address such as it@example.de")
+        return [address.strip() for address in value]
+
+
+class CheckConfig(_Section):
+    """``[check]``: thresholds of ``crosspost status --check`` (warning, critical)."""
+
+    heartbeat_warning_seconds: float = Field(default=120.0, gt=0)
+    heartbeat_critical_seconds: float = Field(default=600.0, gt=0)
+    #: how late the latest due delivery may be (minutes)
+    late_warning_minutes: float = Field(default=5.0, ge=0)
+    late_critical_minutes: float = Field(default=30.0, ge=0)
+    #: failed deliveries that changed within failed_window_hours; 0 turns a level off
+    failed_warning: int = Field(default=0, ge=0)
+    failed_critical: int = Field(default=1, ge=0)
+    failed_window_hours: float = Field(default=24.0, gt=0)
+    #: deliveries in state unknown (they need a person, whatever their age)
+    unknown_warning: int = Field(default=0, ge=0)
+    unknown_critical: int = Field(default=1, ge=0)
+    paused_warning: int = Field(default=0, ge=0)
+    paused_critical: int = Field(default=1, ge=0)
+    #: days before a token expires
+    token_warning_days: int = Field(default=14, ge=0)
+    token_critical_days: int = Field(default=3, ge=0)
+
+
+class MetricsConfig(_Section):
+    """``[metrics]``: Prometheus ``/metrics``, off unless ``listen`` is set."""
+
+    #: host:port, loopback only, e.g. 127.0.0.1:9464
+    listen: str | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _loopback(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("must be host:port such as 127.0.0.1:9464 (port 0: any free port)")
+        if not _is_loopback(host):
+            raise ValueError("must be a loopback address such as 127.0.0.1:9464 (use a proxy)")
+        return value
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _sep, port = (self.listen or "").rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class RetentionConfig(_Section):
+    """``[retention]``: how long history is kept before the daemon prunes it."""
+
+    #: attempts (and sent alerts) of finished deliveries older than this are deleted; 0 = keep
+    attempts_days: int = Field(default=365, ge=0)
+
+
+class EvaluationConfig(_Section):
+    """``[evaluation]``: engagement and follower figures for the yearly report (issue 7)."""
+
+    #: the daemon collects figures in the background; false: only `crosspost metrics collect`
+    collect: bool = True
+    #: how often the daemon looks for samples that are due (seconds)
+    interval: float = Field(default=3600.0, ge=60, le=7 * 24 * 3600)
+    #: the ages (days after publication) at which a post's figures are sampled
+    sample_ages: list[int] = Field(default_factory=lambda: [1, 7, 30], min_length=1)
+    #: at most this many platform requests per account and run (spreads the load)
+    requests_per_run: int = Field(default=200, ge=1, le=100_000)
+    #: a delivery published at most this many minutes after its time counts as on time
+    on_time_minutes: int = Field(default=5, ge=0, le=24 * 60)
+
+    @field_validator("sample_ages")
+    @classmethod
+    def _ages(cls, value: list[int]) -> list[int]:
+        if any(age < 1 or age > 366 for age in value):
+            raise ValueError("every age must be a whole number of days from 1 to 366")
+        return sorted(set(value))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CROSSPOST_",
@@ -362,6 +592,18 @@ class Settings(BaseSettings):
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     accounts: dict[str, Account] = Field(default_factory=dict)
     routing: dict[str, list[str]] = Field(default_factory=dict)
+    smtp: MailSettings | None = None
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    check: CheckConfig = Field(default_factory=CheckConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    quiet_hours: QuietHoursConfig = Field(default_factory=QuietHoursConfig)
+    recurrence: RecurrenceConfig = Field(default_factory=RecurrenceConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    inbox: InboxConfig = Field(default_factory=InboxConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -474,6 +716,13 @@ def _is_union_tag(part: Any) -> bool:
 
 
 def _check_references(path: Path, settings: Settings) -> None:
+    check_policy(path, settings)
+    if settings.alerts.to and settings.smtp is None:
+        raise ConfigError(
+            _(
+                "{path}: alerts.to: there is no [smtp] section to send the alerts through; add one"
+            ).format(path=path)
+        )
     categories = set(settings.site.categories)
     for category, accounts in settings.routing.items():
         if category not in categories:

@@ -9,11 +9,11 @@ point for enqueue and preview. Pure functions: no I/O, no configuration.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
-
-# Stubs are the types-regex package; the second code keeps mypy quiet once they are installed.
-import regex  # type: ignore[import-untyped, unused-ignore]
+from functools import cache
+from typing import Any
 
 CHARACTERS = "characters"
 GRAPHEMES = "graphemes"
@@ -102,45 +102,120 @@ _TLD_END = r"(?![0-9a-z@+-])"
 _QUERY = r"(?:\?[a-z0-9!?*'@();:&=+$/%#\[\]\-_.,~|]*[a-z0-9\-_&=#/])?"
 
 
-def _url_pattern(path_char: str, path_end: str, *, bare: bool) -> regex.Pattern[str]:
+# Plain text: the characters of Latin-script text, its punctuation and currency signs,
+# each of which is a grapheme cluster of its own (UAX #29 break property Other, or CR/LF;
+# no combining marks, joiners, regional indicators or Hangul jamo) and has the same
+# letter, space and case-folding properties in the standard library's re as in the regex
+# module (tests/unit/test_counting_plain.py checks every one of them). Editors' German
+# text is nearly always plain, and counting it needs neither the regex module nor its
+# patterns, which cost an editor more start-up time than the rest of a dry run.
+_PLAIN_RANGES: tuple[tuple[int, int], ...] = (
+    (0x09, 0x0A), (0x0D, 0x0D), (0x20, 0x7E),  # tab, line breaks, ASCII
+    (0xA0, 0x130), (0x132, 0x2FF),  # Latin; not the dotless ı, which re matches as [i]
+    (0x2010, 0x2027), (0x2030, 0x205E),  # dashes, quotation marks, ellipsis, …
+    (0x20A0, 0x20C0),  # currency signs
+)  # fmt: skip
+
+
+def _char_class(ranges: tuple[tuple[int, int], ...], keep: Any = None) -> str:
+    """The body of a character class holding ``ranges`` (only what ``keep`` accepts)."""
+    if keep is not None:  # the kept characters, joined again into ranges
+        kept = [c for a, b in ranges for c in range(a, b + 1) if keep(chr(c))]
+        starts = [c for i, c in enumerate(kept) if i == 0 or kept[i - 1] != c - 1]
+        ends = [c for i, c in enumerate(kept) if i == len(kept) - 1 or kept[i + 1] != c + 1]
+        ranges = tuple(zip(starts, ends, strict=True))
+    return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+_PLAIN = re.compile(f"[{_char_class(_PLAIN_RANGES)}]*")
+
+
+def is_plain(text: str) -> bool:
+    """Whether every character of ``text`` is plain (see ``_PLAIN_RANGES``)."""
+    return _PLAIN.fullmatch(text) is not None
+
+
+@cache
+def _plain_letters() -> str:
+    """The letters (``\\p{L}``) among the plain characters, as a character class body."""
+    return _char_class(_PLAIN_RANGES, str.isalpha)
+
+
+def _regex() -> Any:
+    """The regex module (Unicode properties, grapheme clusters), imported on first need."""
+    # Stubs are the types-regex package; the second code keeps mypy quiet once installed.
+    import regex  # type: ignore[import-untyped, unused-ignore]
+
+    return regex
+
+
+def _url_pattern(path_char: str, path_end: str, *, bare: bool, plain: bool = False) -> Any:
     """twitter-text's URL grammar (which Mastodon reuses), with our own path characters.
 
     With a scheme the host may be in any script and end in any alphabetic TLD (the caller
     checks the TLD against the list); without one (``bare``) it must be ASCII and end in a
-    listed TLD, because that is all X extracts.
+    listed TLD, because that is all X extracts. ``plain``: the same grammar for the
+    standard library's re, correct for plain text only (:func:`is_plain`), which holds no
+    combining marks.
     """
+    letter, letter_or_mark = r"\p{L}", r"[\p{L}\p{M}]"
+    if plain:
+        letter = letter_or_mark = f"[{_plain_letters()}]"
     parens = rf"\((?:{path_char}+|{path_char}*\({path_char}+\){path_char}*)\)"
     host = (
         rf"(?:{_HC}(?:[-_]|{_HC})*\.)*(?:{_HC}(?:-|{_HC})*)?{_HC}\."  # "_" only in subdomains
-        rf"(?P<tld>xn--[-0-9a-z]+|\p{{L}}[\p{{L}}\p{{M}}]+){_TLD_END}"
+        rf"(?P<tld>xn--[-0-9a-z]+|{letter}{letter_or_mark}+){_TLD_END}"
     )
     tlds = "|".join(sorted(_TLDS, key=len, reverse=True))
     bare_host = rf"(?<![-_./])(?P<bare>(?:{_ASCII_LABEL}\.)+(?:{tlds})){_TLD_END}"
     either = rf"(?P<scheme>https?://)(?P<host>{host})" + (f"|{bare_host}" if bare else "")
-    return regex.compile(
+    engine: Any = re if plain else _regex()
+    return engine.compile(
         rf"(?<![a-z0-9@＠$#＃\ufffe\ufeff\uffff])(?:{either})(?::[0-9]+)?"
         rf"(?P<path>/(?:(?:{path_char}|{parens})*(?:{path_end}|{parens}))?)?{_QUERY}",
-        regex.IGNORECASE,
+        engine.IGNORECASE,
     )
 
 
 _X_PATH_CHAR = rf"[a-z\u0400-\u04ff0-9!*';:=+,.$/%#\[\]\-\u2013_~@|&{_LATIN}]"
 _X_PATH_END = rf"[+\-a-z\u0400-\u04ff0-9=_#/{_LATIN}]"
-_X_URL = _url_pattern(_X_PATH_CHAR, _X_PATH_END, bare=True)
 # Mastodon widens the path to anything but spaces, angle brackets, parens and "?".
-_MASTODON_URL = _url_pattern(r"[^\s<>()?]", r"""[^\s()?!*"'「」<>;:=,.$%\[\]~&|@]""", bare=False)
-
-_GRAPHEME = regex.compile(r"\X")
-_PICTOGRAPHIC = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3]")
+_MASTODON_PATH_CHAR = r"[^\s<>()?]"
+_MASTODON_PATH_END = r"""[^\s()?!*"'「」<>;:=,.$%\[\]~&|@]"""
 # One emoji as twitter-text's emoji parser sees it: keycap, flag, or pictographs joined by
 # ZWJ with their modifiers, variation selectors and tags. "©" and "®" are not emoji there.
 _EMOJI_UNIT = (
     r"(?:(?![\xa9\xae])\p{ExtPict}|\p{Emoji_Modifier})"
     r"[\ufe0f\p{Emoji_Modifier}\U000e0020-\U000e007f]*"
 )
-_X_EMOJI = regex.compile(
-    rf"[#*0-9]\ufe0f?\u20e3|\p{{RI}}\p{{RI}}|{_EMOJI_UNIT}(?:\u200d{_EMOJI_UNIT})*"
-)
+
+
+# The patterns are compiled on first use: each platform needs only its own.
+@cache
+def _x_url() -> Any:
+    return _url_pattern(_X_PATH_CHAR, _X_PATH_END, bare=True)
+
+
+@cache
+def _mastodon_url(plain: bool) -> Any:
+    return _url_pattern(_MASTODON_PATH_CHAR, _MASTODON_PATH_END, bare=False, plain=plain)
+
+
+@cache
+def _grapheme() -> Any:
+    return _regex().compile(r"\X")
+
+
+@cache
+def _pictographic() -> Any:
+    return _regex().compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3]")
+
+
+@cache
+def _x_emoji() -> Any:
+    return _regex().compile(
+        rf"[#*0-9]\ufe0f?\u20e3|\p{{RI}}\p{{RI}}|{_EMOJI_UNIT}(?:\u200d{_EMOJI_UNIT})*"
+    )
 
 
 def _host_ok(host: str, scheme: str, url: str) -> bool:
@@ -157,7 +232,7 @@ def _host_ok(host: str, scheme: str, url: str) -> bool:
     return len(scheme or "https://") + len(url) + extra <= 4096
 
 
-def _url_spans(text: str, pattern: regex.Pattern[str]) -> list[tuple[int, int, bool]]:
+def _url_spans(text: str, pattern: Any) -> list[tuple[int, int, bool]]:
     """(start, end, certain) of every URL the platform shortens to 23.
 
     ``certain`` is False for a URL whose TLD is not in our list: the platform may count it
@@ -185,7 +260,9 @@ def graphemes(text: str) -> int:
     👩‍👩‍👧‍👦, 🇩🇪 and "u" plus a combining diaeresis are one each: what Mastodon and Bluesky
     count, because that is what a reader sees as one character.
     """
-    return len(_GRAPHEME.findall(text))
+    if is_plain(text):
+        return len(text) - text.count("\r\n")
+    return len(_grapheme().findall(text))
 
 
 def count_mastodon(text: str, url_length: int = URL_LENGTH) -> int:
@@ -199,7 +276,7 @@ def count_mastodon(text: str, url_length: int = URL_LENGTH) -> int:
     """
     parts: list[str] = []
     pos = 0
-    for start, end, certain in _url_spans(text, _MASTODON_URL):
+    for start, end, certain in _url_spans(text, _mastodon_url(is_plain(text))):
         url = text[start:end]
         keep = not certain and graphemes(url) > url_length
         parts += [text[pos:start], url if keep else "x" * url_length]
@@ -227,7 +304,7 @@ def _x_weight(segment: str) -> int:
         )
 
     total = pos = 0
-    for m in _X_EMOJI.finditer(segment):
+    for m in _x_emoji().finditer(segment):
         total += plain(segment[pos : m.start()]) + X_DEFAULT_WEIGHT
         pos = m.end()
     return total + plain(segment[pos:])
@@ -242,7 +319,7 @@ def count_x(text: str) -> int:
     """
     text = unicodedata.normalize("NFC", text)
     total = pos = 0
-    for start, end, certain in _url_spans(text, _X_URL):
+    for start, end, certain in _url_spans(text, _x_url()):
         short = URL_LENGTH * X_SCALE
         total += _x_weight(text[pos:start])
         total += short if certain else max(short, _x_weight(text[start:end]))
@@ -267,8 +344,8 @@ def count_threads(text: str) -> int:
     and 👩‍👩‍👧‍👦 25. "©" counts its 2 bytes too: not knowing Meta's emoji list, we count more.
     """
     return sum(
-        len(g.encode("utf-8")) if _PICTOGRAPHIC.search(g) else len(g)
-        for g in _GRAPHEME.findall(text)
+        len(g.encode("utf-8")) if _pictographic().search(g) else len(g)
+        for g in _grapheme().findall(text)
     )
 
 

@@ -14,6 +14,8 @@ state. Jobs:
                and writes this daemon's heartbeat
 ``watchdog``   ``WATCHDOG=1`` to systemd at half of ``WatchdogSec=``
 ``resume``     checks paused accounts' credentials again
+``inbox``      fetches replies, mentions and comments (issue 9; :mod:`crosspost.inbox`)
+``privacy``    deletes interactions past ``privacy.retention_days``
 
 SIGTERM/SIGINT: stop claiming, let in-flight requests finish (up to a grace
 period), release what waits between attempts, tell systemd ``STOPPING=1``,
@@ -29,6 +31,7 @@ import os
 import secrets
 import signal
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -44,18 +47,24 @@ from crosspost.adapters.base import Adapter, build_adapter
 from crosspost.clock import Clock, system_clock
 from crosspost.config import Settings
 from crosspost.exceptions import AuthError, PlatformError, StoreError
+from crosspost.groupcommit import GroupCommit
 from crosspost.i18n import _
 from crosspost.media import fetches_public_media, media_published, public_media_urls
 from crosspost.models import Delivery, DeliveryState, Media
 from crosspost.observability import EventLogger, register_secret
+from crosspost.operations import Operations
 from crosspost.publisher import Publisher
 from crosspost.retry import RetryPolicy
-from crosspost.store.base import ChangeFeed, DaemonInfo, Store
+from crosspost.store.base import ChangeFeed, Claim, DaemonInfo, Settlement, Store
 
 T = TypeVar("T")
 log = EventLogger("crosspost.daemon")
 #: how long in-flight requests may take to finish after SIGTERM
 STOP_GRACE_S = 20.0
+#: how long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+#: The database thread gives the GIL up on every SQLite/libpq call and must get it back
+#: from the event loop; at 5 ms per hand-over a busy loop starved it (bench/README.md).
+SWITCH_INTERVAL_S = 0.0005
 #: pauses before listening again after the LISTEN connection failed (doubling up to the max)
 LISTEN_RETRY_S = (1.0, 30.0)
 
@@ -147,6 +156,8 @@ class Daemon:
         self.per_account: dict[str, int] = dict.fromkeys(self.adapters, 0)
         self.tasks: set[asyncio.Task[None]] = set()
         self.outcomes: dict[DeliveryState, int] = {}
+        #: claim transactions that leased something (with settler.batches: bench/README.md)
+        self.claims = 0
         #: a database failure that stops the daemon; ``run`` raises it after the shutdown
         self.fatal: StoreError | None = None
         #: the SQLite file's identity when the daemon started (see _check_database)
@@ -174,8 +185,22 @@ class Daemon:
             landing_window=2 * settings.daemon.http_timeout,
         )
         self.publisher.media_urls = self._media_urls
+        #: alerts, retention and /metrics, beside publishing (crosspost.operations)
+        self.operations = Operations(settings, store, clock=clock, once=once)
+        #: finished deliveries are settled by group commit (see crosspost.groupcommit)
+        self.settler: GroupCommit[Settlement, bool] = GroupCommit(
+            self.store.finish_and_settle, self.db
+        )
+        self.publisher.finish = self.settler.submit
+        self.publisher.requests_done = self._free_slot
+        #: deliveries whose account slot was freed before their settlement was written
+        self._freed: set[int] = set()
 
     def _build_adapters(self, transport: httpx.AsyncBaseTransport | None) -> dict[str, Adapter]:
+        if transport is None:
+            from crosspost.adapters._http import warm_up
+
+            warm_up()  # at start, not at the first delivery's request
         adapters = {}
         for name in self.settings.enabled_accounts():
             adapter = build_adapter(name, self.settings, transport=transport)
@@ -202,6 +227,8 @@ class Daemon:
         guard = (
             signal_handlers(loop, self.stop) if self.handle_signals else contextlib.nullcontext()
         )
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL_S))
         try:
             with guard:
                 await self._start()
@@ -211,6 +238,7 @@ class Daemon:
                     await self._run_forever()
         finally:
             await self._shutdown()
+            sys.setswitchinterval(switch_interval)
         if self.fatal is not None:
             raise self.fatal
         return self._exit_code()
@@ -271,6 +299,8 @@ class Daemon:
                     ):
                         log.warning("token_expiring", account=name, expires_at=expires.isoformat())
         await self._check_paused_accounts()
+        await self._materialise()
+        self.operations.start()
         log.info(
             "started",
             worker=self.worker,
@@ -305,13 +335,21 @@ class Daemon:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        await self.settler.drain()
         for adapter in self.adapters.values():
             with contextlib.suppress(Exception):
                 await adapter.aclose()
         with contextlib.suppress(Exception):
             await self.db(self.store.remove_daemon, self.worker)
+        await asyncio.to_thread(self.operations.stop)
         self._executor.shutdown(wait=True)
-        log.info("stopped", worker=self.worker)
+        log.info(
+            "stopped",
+            worker=self.worker,
+            claims=self.claims or None,
+            settle_batches=self.settler.batches or None,
+            settled=self.settler.items or None,
+        )
 
     def _exit_code(self) -> int:
         """``--once``: 1 if anything failed, is unknown, or an account had to be paused."""
@@ -330,11 +368,14 @@ class Daemon:
     # -- the loops ---------------------------------------------------------------------
     async def _run_once(self) -> None:
         while not self.stopping.is_set():
+            self._kick.clear()
             claimed = await self._claim()
             if not claimed and not self.tasks:
                 break
             if not claimed:
-                await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+                # a freed slot or a finished task kicks (a slot frees before its
+                # delivery's settlement is written: see _free_slot)
+                await self._kick.wait()
 
     async def _run_forever(self) -> None:
         self._scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop())
@@ -344,6 +385,7 @@ class Daemon:
         if feed is not None:
             poll = daemon.listen_fallback_interval
             self._listener = asyncio.create_task(self._listen(feed), name="listen")
+            await asyncio.sleep(0)  # LISTEN before READY=1, whatever the threads do meanwhile
         self._scheduler.add_job(
             self._guarded(self._watch), "interval", seconds=poll, id="watch", max_instances=1
         )
@@ -361,6 +403,26 @@ class Daemon:
             id="resume",
             max_instances=1,
         )
+        self._scheduler.add_job(
+            self._guarded(self._materialise),
+            "interval",
+            seconds=self.settings.recurrence.interval_seconds,
+            id="recurrence",
+            max_instances=1,
+        )
+        if self.settings.evaluation.collect:
+            # the yearly evaluation's figures (issue 7): a job of its own, never in the way
+            # of publishing; the first run soon after start, so frequent restarts don't starve it
+            self._scheduler.add_job(
+                self._guarded(self._collect_metrics),
+                "interval",
+                seconds=self.settings.evaluation.interval,
+                id="evaluation",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=datetime.now().astimezone() + timedelta(seconds=30),
+            )
+        self._add_inbox_jobs(self._scheduler)
         interval = sdnotify.watchdog_interval()
         if interval:
             self._scheduler.add_job(self._watchdog, "interval", seconds=interval, id="watchdog")
@@ -380,24 +442,34 @@ class Daemon:
         free = {a: self.capacity[a] - self.per_account[a] for a in self.adapters}
         if self.stopping.is_set() or not any(n > 0 for n in free.values()):
             return 0
-        claimed: list[Delivery] = await self.db(
-            self.store.claim_due,
+        # The claim writes each delivery's first attempt and reads its post in the
+        # same transaction (one round trip instead of three per delivery).
+        claimed: list[Claim] = await self.db(
+            self.store.claim_and_start,
             self.worker,
             now=self.clock.now(),
             lease=timedelta(seconds=self.settings.daemon.lease_seconds),
             capacity=free,
             reconcilable=self.reconcilable,
         )
-        for delivery in claimed:
+        claimed_at = self.clock.now()
+        self.claims += bool(claimed)
+        for claim in claimed:
+            delivery = claim.delivery
             self.in_flight[delivery.id] = delivery
             self.per_account[delivery.account] += 1
-            task = asyncio.create_task(self._publish(delivery), name=f"delivery-{delivery.id}")
+            late = (claimed_at - delivery.due_at).total_seconds()
+            log.debug(
+                "claimed", delivery=delivery.id, account=delivery.account, late_ms=int(late * 1000)
+            )
+            task = asyncio.create_task(self._publish(claim), name=f"delivery-{delivery.id}")
             self.tasks.add(task)
         return len(claimed)
 
-    async def _publish(self, delivery: Delivery) -> None:
+    async def _publish(self, claim: Claim) -> None:
+        delivery = claim.delivery
         try:
-            state = await self.publisher.publish(delivery)
+            state = await self.publisher.publish(delivery, post=claim.post, attempt=claim.attempt)
             if state is not None:
                 self.outcomes[state] = self.outcomes.get(state, 0) + 1
         except StoreError as error:  # the database, not the delivery, is broken
@@ -406,10 +478,23 @@ class Daemon:
             log.error("publish_crashed", delivery=delivery.id, error=repr(exc), exc_info=exc)
         finally:
             self.in_flight.pop(delivery.id, None)
-            self.per_account[delivery.account] -= 1
+            self._free_slot(delivery)
+            self._freed.discard(delivery.id)
             task = asyncio.current_task()
             if task is not None:
                 self.tasks.discard(task)
+            self._kick.set()
+
+    def _free_slot(self, delivery: Delivery) -> None:
+        """The account's slot is free once no more requests of this delivery can follow.
+
+        The publisher calls this before it writes the final settlement, so the next
+        claim overlaps that write; the lease stays extended (``in_flight``) until the
+        settlement is committed, and the capacity still bounds the requests in flight.
+        """
+        if delivery.id not in self._freed:
+            self._freed.add(delivery.id)
+            self.per_account[delivery.account] -= 1
             self._kick.set()
 
     async def _arm(self) -> None:
@@ -419,13 +504,30 @@ class Daemon:
         open_accounts = [a for a in self.adapters if self.per_account[a] < self.capacity[a]]
         if not open_accounts:
             return  # a finishing task kicks us
-        due: datetime | None = await self.db(
-            self.store.next_due, accounts=open_accounts, reconcilable=self.reconcilable
-        )
+        # A paused account's due deliveries must not set the wake-up (its resumption
+        # kicks the loop), nor a blocked one's before the block ends: either would
+        # re-arm "due now" and hold back the other accounts' later posts.
+        now = self.clock.now()
+        states = await self.db(self.store.account_states)
+        block_ends: list[datetime] = []
+        for name in list(open_accounts):
+            state = states.get(name)
+            if state is None:
+                continue
+            if state.paused_reason is not None:
+                open_accounts.remove(name)
+            elif state.blocked_until is not None and state.blocked_until > now:
+                open_accounts.remove(name)
+                block_ends.append(state.blocked_until)
+        due: datetime | None = None
+        if open_accounts:
+            due = await self.db(
+                self.store.next_due, accounts=open_accounts, reconcilable=self.reconcilable
+            )
+        due = min([d for d in (due, *block_ends) if d is not None], default=None)
         if due is None:
             self._remove_wake()
             return
-        now = self.clock.now()
         if due <= now:
             # Due but not claimable (account paused or rate-limited): look again shortly.
             due = now + timedelta(seconds=self.settings.daemon.poll_interval * 5)
@@ -517,8 +619,79 @@ class Daemon:
             ),
         )
 
+    def _add_inbox_jobs(self, scheduler: AsyncIOScheduler) -> None:
+        """Issue 9: fetch interactions, and delete those past privacy.retention_days."""
+        from crosspost.store.inbox import SqlInbox
+
+        engine = getattr(self.store, "engine", None)
+        if engine is None:  # the in-memory store of unit tests keeps no inbox
+            return
+        inbox = SqlInbox(engine)
+        # not at once: the first minute after a start belongs to publishing what is due
+        first = min(self.settings.inbox.sync_interval, 60.0)
+        soon = datetime.now().astimezone() + timedelta(seconds=first)
+        if self.settings.inbox.enabled and any(
+            a.inbox_enabled(a.config) for a in self.adapters.values()
+        ):
+
+            async def fetch() -> None:
+                from crosspost.inbox import inbox_job
+
+                states = await self.db(self.store.account_states)
+                paused = {n for n, st in states.items() if st.paused_reason}
+                await inbox_job(
+                    inbox, self.adapters, self.settings, worker=self.worker, paused=paused,
+                    clock=self.clock, db=self.db,
+                )  # fmt: skip
+
+            scheduler.add_job(
+                self._guarded(fetch),
+                "interval",
+                seconds=self.settings.inbox.sync_interval,
+                id="inbox",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=soon,
+            )
+
+        async def purge() -> None:
+            from crosspost.inbox import purge as run_purge
+
+            deleted = await self.db(run_purge, inbox, self.settings, clock=self.clock)
+            if deleted:
+                log.info("interactions_purged", deleted=deleted)
+
+        scheduler.add_job(
+            self._guarded(purge),
+            "interval",
+            seconds=self.settings.privacy.purge_interval,
+            id="privacy",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=soon,
+        )
+
     async def _watchdog(self) -> None:
         sdnotify.notify("WATCHDOG=1")
+
+    async def _collect_metrics(self) -> None:
+        from crosspost.sampling import collect
+        from crosspost.store.metrics import EvaluationStore
+        from crosspost.store.sql import SqlStore
+
+        if isinstance(self.store, SqlStore):
+            await collect(self.settings, EvaluationStore(self.store), clock=self.clock, db=self.db)
+
+    async def _materialise(self) -> None:
+        """Recurring posts: make the coming occurrences posts (idempotent across daemons)."""
+        from crosspost.service import Crosspost
+        from crosspost.workflow import Workflow
+
+        flow = Workflow(Crosspost(self.settings, self.store, clock=self.clock), actor=self.worker)
+        created = await self.db(flow.materialise, self.worker)
+        if created:
+            log.info("occurrences_created", posts=",".join(str(i) for i in created))
+            self._kick.set()
 
     async def _check_paused_accounts(self) -> None:
         states = await self.db(self.store.account_states)

@@ -9,6 +9,7 @@
     │   ├── PostRejected           a post does not fit an account (length, link, alt text)
     │   ├── NotFound               no such post, delivery or account
     │   └── SchemaOutdated         the database schema is older (or newer) than this version
+    ├── Refused                    not allowed in the post's state (four eyes, published, …)
     ├── StoreError                 the database failed
     └── PlatformError              a platform call failed (adapters raise only these)
         ├── AuthError              credentials refused: pause the account
@@ -60,6 +61,10 @@ class NotFound(InputError):
 
 class SchemaOutdated(InputError):
     """The database schema does not match this version of crosspost."""
+
+
+class Refused(CrosspostError):
+    """The operation is not allowed for this post now."""
 
 
 class StoreError(CrosspostError):

@@ -49,6 +49,15 @@ def N_(message: str) -> str:
     return message
 
 
+def translation(language: str) -> gettext.NullTranslations:
+    """The catalogue of an explicit ``language`` (``"de"``, ``"en"``), whatever the
+    process's locale: for documents written in a chosen language (the yearly report).
+    English is the source language: its "catalogue" returns every message unchanged."""
+    if language.split("_")[0].lower() == "en":
+        return gettext.NullTranslations()
+    return gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[language], fallback=True)
+
+
 def reset() -> None:
     """Forget the loaded catalogue, so the next message reads the environment again."""
     global _translation

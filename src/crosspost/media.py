@@ -26,11 +26,15 @@ from __future__ import annotations
 import mimetypes
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from crosspost.config import FeedAccount, Settings
 from crosspost.i18n import _
 from crosspost.models import Media
+
+if TYPE_CHECKING:
+    # not at run time: enqueue --dry-run checks from a snapshot of the settings (dryrun.py)
+    from crosspost.config import FeedAccount, Settings
 
 #: platforms that publish no post without an image
 MEDIA_REQUIRED = frozenset({"instagram"})
@@ -70,7 +74,8 @@ def media_file_name(post_id: int, number: int, media: Media) -> str:
 def website_feed(settings: Settings) -> tuple[str, FeedAccount] | None:
     """The first enabled feed account with a ``public_url``: where the website serves images."""
     for name, account in settings.accounts.items():
-        if isinstance(account, FeedAccount) and account.enabled and account.public_url:
+        # The platform tag decides the account's class (pydantic's discriminator).
+        if account.platform == "feed" and account.enabled and account.public_url:
             return name, account
     return None
 

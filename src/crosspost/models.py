@@ -23,6 +23,10 @@ class DeliveryState(enum.StrEnum):
     UNKNOWN = "unknown"
     CANCELLED = "cancelled"
     RETRACTED = "retracted"
+    #: awaiting a second person's approval (``crosspost approve``); never claimed
+    DRAFT = "draft"
+    #: refused by the approver (``crosspost reject``); final
+    REJECTED = "rejected"
 
     @property
     def is_final(self) -> bool:
@@ -40,6 +44,7 @@ _FINAL = frozenset(
         DeliveryState.FAILED,
         DeliveryState.CANCELLED,
         DeliveryState.RETRACTED,
+        DeliveryState.REJECTED,
     }
 )
 
@@ -97,6 +102,7 @@ class Post:
     variants: dict[str, str] = field(default_factory=dict)  # account or platform -> text
     source: str | None = None  # the post file, if any
     ambiguous_time: bool = False  # publish_at fell in a repeated (autumn) wall-clock hour
+    repeat: str | None = None  # RFC 5545 RRULE of a recurring post (crosspost.recurrence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,11 @@ Secrets never reach a log line: adapters redact them before raising, and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 _PRIORITIES = {
@@ -25,6 +27,23 @@ _PRIORITIES = {
     logging.CRITICAL: 2,
 }
 _secrets: set[str] = set()
+#: called with every event, whatever the log level (the Prometheus exporter counts them)
+Observer = Callable[[str, dict[str, Any]], None]
+_observers: list[Observer] = []
+
+
+def add_observer(observer: Observer) -> Callable[[], None]:
+    """Have ``observer(event, fields)`` called for every event; returns its remover.
+
+    Observers run in the caller's thread and must neither block nor raise.
+    """
+    _observers.append(observer)
+
+    def remove() -> None:
+        if observer in _observers:
+            _observers.remove(observer)
+
+    return remove
 
 
 def register_secret(value: str) -> None:
@@ -72,6 +91,8 @@ class EventLogger:
         self._logger = logging.getLogger(name)
 
     def _log(self, level: int, event: str, fields: dict[str, Any]) -> None:
+        for observer in _observers:
+            observer(event, fields)
         if self._logger.isEnabledFor(level):
             exc = fields.pop("exc_info", None)
             self._logger.log(level, event, extra={"fields": fields}, exc_info=exc)
@@ -101,4 +122,16 @@ def setup_logging(verbosity: int = 0, stream: TextIO | None = None) -> None:
     root.setLevel(level)
     root.propagate = False
     for noisy in ("apscheduler", "httpx", "httpcore", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+        # One line each, scrubbed, a traceback only with -v; never Python's bare fallback.
+        other = logging.getLogger(noisy)
+        other.setLevel(logging.WARNING)
+        other.handlers[:] = [handler]
+        other.propagate = False
+    handler.addFilter(_not_cancelled)
+
+
+def _not_cancelled(record: logging.LogRecord) -> bool:
+    """Drop APScheduler's "Error running job" for a job cancelled at shutdown: stopping
+    cancels jobs under way (or not started yet), which is no error."""
+    cancelled = bool(record.exc_info) and record.exc_info[0] is asyncio.CancelledError  # type: ignore[index]
+    return not (cancelled and record.name.startswith("apscheduler"))

@@ -42,7 +42,7 @@ MAX_POST_BYTES = 256 * 1024
 MAX_MEDIA_BYTES = 20 * 1024 * 1024
 MAX_MEDIA = 4
 FRONT_MATTER_KEYS = frozenset(
-    {"title", "link", "category", "publish_at", "accounts", "media", "variants"}
+    {"title", "link", "category", "publish_at", "accounts", "media", "variants", "repeat"}
 )
 MEDIA_KEYS = frozenset({"path", "alt"})
 VARIANT_KEYS = frozenset({"text"})
@@ -212,6 +212,7 @@ def post_from_data(
         except TimeError as exc:
             raise _fail(source, "publish_at", str(exc)) from None
         publish_at, ambiguous = resolved.at, resolved.ambiguous
+    repeat = _repeat(data, source, publish_at or now, zone)
     variants = _variants(data.get("variants", {}), source)
     media = _media(data.get("media", []), source, folder)
     if not body and not variants:
@@ -233,7 +234,21 @@ def post_from_data(
         variants=variants,
         source=source,
         ambiguous_time=ambiguous,
+        repeat=repeat,
     )
+
+
+def _repeat(data: dict[str, Any], source: str, start: datetime, zone: ZoneInfo) -> str | None:
+    """``repeat``: an RFC 5545 RRULE, checked here (dateutil only when a post repeats)."""
+    text = _optional_str(data, "repeat", source)
+    if text is None:
+        return None
+    from crosspost.recurrence import RecurrenceError, parse_recurrence
+
+    try:
+        return parse_recurrence(text, start, zone).rule
+    except RecurrenceError as exc:
+        raise _fail(source, "repeat", str(exc)) from None
 
 
 def _check_text(value: str, source: str, field: str | None) -> str:

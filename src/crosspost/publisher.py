@@ -35,10 +35,11 @@ from crosspost.models import (
     Outcome,
     PublishRequest,
     PublishResult,
+    StoredPost,
 )
 from crosspost.observability import EventLogger
 from crosspost.retry import Action, RetryDecision, RetryPolicy
-from crosspost.store.base import Store
+from crosspost.store.base import Settlement, Store
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -94,6 +95,11 @@ class Publisher:
         #: trust "not there" (platforms that are only looked up, without idempotency)
         self.landing_window = landing_window
         self.db = db
+        #: writes a finished attempt with the delivery's new state (the daemon batches these)
+        self.finish: Callable[[Settlement], Awaitable[bool]] = self._finish_one
+        #: called once no request of this publish call can follow (the daemon frees the
+        #: account's slot then, while the settlement is still being written)
+        self.requests_done: Callable[[Delivery], None] = lambda delivery: None
         self.stopping = stopping or asyncio.Event()
         #: (platform, post id, media) -> the public URLs of the images, () while the
         #: website has not published them (Instagram and Threads fetch images there)
@@ -101,11 +107,28 @@ class Publisher:
             lambda platform, post_id, media: ()
         )
 
-    async def publish(self, delivery: Delivery) -> DeliveryState | None:
-        """Publish one claimed delivery; return its new state (None if the lease was lost)."""
+    async def _finish_one(self, settlement: Settlement) -> bool:
+        done: list[bool] = await self.db(self.store.finish_and_settle, [settlement])
+        return done[0]
+
+    async def publish(
+        self,
+        delivery: Delivery,
+        *,
+        post: StoredPost | None = None,
+        attempt: Attempt | None = None,
+    ) -> DeliveryState | None:
+        """Publish one claimed delivery; return its new state (None if the lease was lost).
+
+        ``post`` and ``attempt`` come from :meth:`Store.claim_and_start` (the post, and
+        the first attempt written in the claim's transaction); without them they are
+        read and written here.
+        """
         adapter = self.adapters[delivery.account]
-        post = await self.db(self.store.get_post, delivery.post_id)
+        if post is None:
+            post = await self.db(self.store.get_post, delivery.post_id)
         state = _Progress(uncertain=delivery.uncertain, progress=delivery.progress)
+        state.prestarted = attempt
 
         async def checkpoint(progress: Mapping[str, str]) -> None:
             """Persist the adapter's progress before the request that depends on it."""
@@ -177,7 +200,10 @@ class Publisher:
         request: PublishRequest,
         state: _Progress,
     ) -> tuple[bool, PublishResult]:
-        attempt = await self.db(self.store.start_attempt, delivery, now=self.clock.now())
+        attempt = state.prestarted
+        state.prestarted = None
+        if attempt is None:
+            attempt = await self.db(self.store.start_attempt, delivery, now=self.clock.now())
         if attempt is None:
             raise LeaseLost
         state.attempt = attempt.number
@@ -193,9 +219,8 @@ class Publisher:
             if state.uncertain and adapter.can_reconcile:
                 existing = await adapter.find_existing(request)
                 if existing is not None:
-                    await self.db(
-                        self.store.finish_attempt, attempt.id, Outcome.FOUND, now=self.clock.now()
-                    )
+                    # recorded with the delivery's settlement, in one transaction
+                    state.finished = (attempt, Outcome.FOUND, None)
                     return True, existing
                 if state.confirmed:
                     # The platform said it has the post: sending again can only double it.
@@ -227,6 +252,7 @@ class Publisher:
                 outcome=outcome_of(error).value,
                 http_status=error.http_status,
                 error=error.message,
+                ms=int((time.monotonic() - started) * 1000),
             )
             raise
         except asyncio.CancelledError:
@@ -252,16 +278,14 @@ class Publisher:
                 )
             )
             raise
-        await self.db(
-            self.store.finish_attempt,
-            attempt.id,
-            Outcome.PUBLISHED,
-            now=self.clock.now(),
-            message=result.remote_url,
-        )
+        # The outcome is written with the delivery's settlement, in one transaction
+        # (group-committed in the daemon); until then the attempt stays pending,
+        # which after a crash reads as "may have landed" (the safe side).
+        state.finished = (attempt, Outcome.PUBLISHED, result.remote_url)
         log.debug(
             "attempt_done",
             delivery=delivery.id,
+            account=delivery.account,
             attempt=attempt.number,
             ms=int((time.monotonic() - started) * 1000),
         )
@@ -356,13 +380,20 @@ class Publisher:
     async def _settle_published(
         self, delivery: Delivery, result: PublishResult, found: bool, state: _Progress
     ) -> DeliveryState | None:
-        ok = await self.db(
-            self.store.settle,
-            delivery,
-            DeliveryState.PUBLISHED,
-            now=self.clock.now(),
-            remote_id=result.remote_id,
-            remote_url=result.remote_url,
+        assert state.finished is not None  # set by the attempt that succeeded
+        attempt, outcome, message = state.finished
+        self.requests_done(delivery)
+        ok = await self.finish(
+            Settlement(
+                delivery,
+                DeliveryState.PUBLISHED,
+                attempt,
+                outcome,
+                self.clock.now(),
+                message=message,
+                remote_id=result.remote_id,
+                remote_url=result.remote_url,
+            )
         )
         if not ok:
             log.warning("lease_lost", delivery=delivery.id, account=delivery.account)
@@ -397,11 +428,13 @@ class Publisher:
     ) -> DeliveryState | None:
         decision = state.decision or RetryDecision(Action.FAIL)
         now = self.clock.now()
+        self.requests_done(delivery)
         fields: dict[str, Any] = {
             "delivery": delivery.id,
             "post": delivery.post_id,
             "account": delivery.account,
             "attempt": state.attempt,
+            "outcome": outcome_of(error).value,
             "http_status": error.http_status,
             "error": error.message,
         }
@@ -465,6 +498,10 @@ class _Progress:
         self.confirmed = False
         self.progress = dict(progress)
         self.attempt = 0
+        #: the first attempt, written in the claim's transaction (not yet used)
+        self.prestarted: Attempt | None = None
+        #: the successful attempt, its outcome and message, written with the settlement
+        self.finished: tuple[Attempt, Outcome, str | None] | None = None
         self.decision: RetryDecision | None = None
         self.error: PlatformError | None = None
 

@@ -12,17 +12,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from crosspost.clock import Clock, system_clock
 from crosspost.compose import account_limit, render
-from crosspost.config import Settings
 from crosspost.counting import measure
 from crosspost.exceptions import PostFileError
 from crosspost.i18n import _
 from crosspost.models import Delivery, DeliveryState, Post, Rendered, StoredPost
 from crosspost.postfile import post_from_data, read_post_file
-from crosspost.store.base import Store
 from crosspost.timeparse import TimeError, parse_when
+
+if TYPE_CHECKING:
+    # not at run time: enqueue --dry-run starts without pydantic and the store (dryrun.py)
+    from crosspost.config import Settings
+    from crosspost.store.base import Store
 
 
 def current_user() -> str:
@@ -124,10 +128,11 @@ class Crosspost:
         """Store validated posts; return their ids."""
         user = current_user()
         now = self.clock.now()
-        return [
-            self.store.enqueue(p.post, p.rendered, due_at=p.due_at, created_by=user, now=now)
-            for p in planned
-        ]
+        # One transaction: a failure part-way (disk full) queues none, so a retry
+        # of the same command cannot queue any post twice.
+        return self.store.enqueue_many(
+            [(p.post, p.rendered, p.due_at) for p in planned], created_by=user, now=now
+        )
 
     # -- reading ------------------------------------------------------------------------
     def stored_preview(self, post_id: int) -> tuple[StoredPost, list[Rendered]]:
@@ -179,15 +184,16 @@ async def retract(service: Crosspost, post_id: int) -> list[AccountOutcome]:
     """Delete a post everywhere it was published; cancel what is still waiting."""
     from crosspost.adapters.base import build_adapter
     from crosspost.exceptions import CrosspostError
+    from crosspost.workflow import Workflow  # the audit log records who retracted
 
-    store, now = service.store, service.clock.now()
+    store, flow = service.store, Workflow(service)
     deliveries = store.deliveries_of(post_id)
     if not deliveries:
         store.get_post(post_id)  # NotFound for a post that does not exist
     results: list[AccountOutcome] = []
     waiting = [d for d in deliveries if d.state.is_pending or d.state is DeliveryState.UNKNOWN]
     if waiting:
-        store.cancel(post_id, now=now)
+        flow.cancel_waiting(post_id)
         for d in waiting:
             note = _("cancelled before publication")
             if d.state is DeliveryState.UNKNOWN:
@@ -216,7 +222,7 @@ async def retract(service: Crosspost, post_id: int) -> list[AccountOutcome]:
         except CrosspostError as exc:
             results.append(AccountOutcome(d.account, False, exc.message))
             continue
-        store.mark_retracted(d.id, now=service.clock.now())
+        flow.mark_retracted(d.id)
         results.append(AccountOutcome(d.account, True, _("deleted")))
     return results
 
@@ -227,59 +233,20 @@ async def collect_metrics(
     since: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[AccountOutcome]:
-    """Fetch engagement of published posts and follower counts, and store them."""
-    from crosspost.adapters.base import build_adapter
-    from crosspost.exceptions import CrosspostError, RateLimited
+    """Sample engagement of published posts at their fixed ages and today's follower
+    counts, and store them (see :mod:`crosspost.sampling`)."""
+    from crosspost.exceptions import InputError
+    from crosspost.sampling import collect
+    from crosspost.store.metrics import EvaluationStore
+    from crosspost.store.sql import SqlStore
 
-    store = service.store
-    published = [
-        d for d in store.published(since=since) if d.account in service.settings.enabled_accounts()
-    ]
-    by_account: dict[str, list[Delivery]] = {}
-    for d in published:
-        by_account.setdefault(d.account, []).append(d)
-    results: list[AccountOutcome] = []
-    done = 0
-    total = len(published)
-    for name in service.settings.enabled_accounts():
-        collected = 0
-        try:
-            adapter = build_adapter(name, service.settings)
-        except CrosspostError as exc:
-            results.append(AccountOutcome(name, False, exc.message))
-            done += len(by_account.get(name, []))
-            continue
-        try:
-            followers = await adapter.followers()
-            if followers is not None:
-                store.record_followers(name, followers, now=service.clock.now())
-            for d in by_account.get(name, []):
-                metrics = await adapter.metrics(d.remote_id or "")
-                if metrics is not None:
-                    store.record_metrics(d, metrics, now=service.clock.now())
-                    collected += 1
-                done += 1
-                if progress:
-                    progress(done, total)
-        except RateLimited as exc:
-            results.append(
-                AccountOutcome(
-                    name, False, _("rate limited; try later: {reason}").format(reason=exc.message)
-                )
-            )
-            continue
-        except CrosspostError as exc:
-            results.append(AccountOutcome(name, False, exc.message))
-            continue
-        finally:
-            await adapter.aclose()
-        results.append(
-            AccountOutcome(
-                name,
-                True,
-                _("{n} posts measured; followers: {followers}").format(
-                    n=collected, followers="-" if followers is None else followers
-                ),
-            )
-        )
-    return results
+    if not isinstance(service.store, SqlStore):
+        raise InputError(_("metrics are collected into a SQL database only"))
+    runs = await collect(
+        service.settings,
+        EvaluationStore(service.store),
+        clock=service.clock,
+        progress=progress,
+        since=since,
+    )
+    return [AccountOutcome(r.account, r.ok, r.message) for r in runs]

@@ -20,6 +20,8 @@ _SYMBOL = {
     DeliveryState.UNKNOWN: "?",
     DeliveryState.CANCELLED: "-",
     DeliveryState.RETRACTED: "⌫",
+    DeliveryState.DRAFT: "✎",
+    DeliveryState.REJECTED: "⊘",
 }
 
 
@@ -46,6 +48,9 @@ def state_label(state: str) -> str:
         "unknown": _("unknown"),
         "cancelled": _("cancelled"),
         "retracted": _("retracted"),
+        "draft": _("draft"),
+        "rejected": _("rejected"),
+        "expired": _("expired unapproved"),
         "partly_failed": _("partly failed"),
         "partly_published": _("partly published"),
         "mixed": _("mixed"),

@@ -24,10 +24,24 @@ def test_harness_produces_every_scenario(tmp_path: Path) -> None:
         capture_output=True,
     )
     results = json.loads((tmp_path / "latest.json").read_text())
-    for scenario in ("machine", "startup", "queue", "idle", "lateness", "throughput"):
+    for scenario in ("machine", "startup", "queue", "idle", "lateness", "throughput", "postgresql"):
         assert scenario in results
     assert results["throughput"]["requests_seen"] == 2 * results["throughput"]["deliveries"]
+    assert results["throughput"]["states_after"]["published"] == results["throughput"]["deliveries"]
     assert results["lateness"]["published"] == results["lateness"]["posts"]
     assert "ix_deliveries_due" in " ".join(results["queue"]["sqlite"]["plan"])
     report = (tmp_path / "latest.md").read_text()
     assert "| scenario | measured | target |" in report
+    pg = results["postgresql"]
+    if "skipped" in pg:  # no PostgreSQL here: the report says so instead of a figure
+        assert "PostgreSQL scenarios | not run:" in report
+        return
+    # every request once: the floor's and the daemon's, nothing sent twice
+    assert pg["throughput"]["requests_seen"] == 2 * pg["throughput"]["deliveries"]
+    assert pg["throughput"]["states_after"]["published"] == pg["throughput"]["deliveries"]
+    assert pg["queue"]["index_scan_on_due_index"], pg["queue"]["plan_large"]
+    assert not pg["queue"]["sequential_scan_on_deliveries"], pg["queue"]["plan_large"]
+    for run in (pg["scale_out"]["one"], pg["scale_out"]["three"]):
+        assert run["requests_seen"] == run["deliveries"]
+        assert run["published"] == run["deliveries"]
+    assert "Claim query plan (PostgreSQL" in report

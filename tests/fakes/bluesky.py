@@ -43,7 +43,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,6 +66,7 @@ DELETE_RECORD = "POST /xrpc/com.atproto.repo.deleteRecord"
 UPLOAD_BLOB = "POST /xrpc/com.atproto.repo.uploadBlob"
 GET_POSTS = "GET /xrpc/app.bsky.feed.getPosts"
 GET_PROFILE = "GET /xrpc/app.bsky.actor.getProfile"
+LIST_NOTIFICATIONS = "GET /xrpc/app.bsky.notification.listNotifications"
 #: methods that need no access token
 _PUBLIC = frozenset(
     {
@@ -214,6 +215,22 @@ class Pds:
         assert status == 200, body
         return dict(body)
 
+    def citizen(self, handle: str = "buerger-in.test") -> Citizen:
+        """Another account on this PDS (created on first use): it replies and mentions."""
+        known = _citizens.get((self.url, handle))
+        if known is not None:
+            return known
+        password = f"{handle}-password"
+        status, body = self.call(
+            "POST",
+            "com.atproto.server.createAccount",
+            body={"handle": handle, "email": f"{handle}@example.test", "password": password},
+        )
+        assert status == 200, body
+        found = Citizen(self, body["did"], handle, body["accessJwt"])
+        _citizens[(self.url, handle)] = found
+        return found
+
     def expired_copy(self, access_jwt: str) -> str:
         """The same access token, expired an hour ago, signed with the PDS's own key."""
 
@@ -238,6 +255,57 @@ class Pds:
                 self.process.wait(timeout=5)
         with contextlib.suppress(OSError):
             self.log_path.unlink()
+
+
+@dataclass
+class Citizen:
+    """A second account on the PDS, writing real records the PDS validates."""
+
+    pds: Pds
+    did: str
+    handle: str
+    token: str
+
+    def post(
+        self,
+        text: str,
+        *,
+        reply_to: dict[str, str] | None = None,
+        root: dict[str, str] | None = None,
+        mention: bool = False,
+    ) -> dict[str, str]:
+        """Create a post (a reply to ``reply_to`` {uri, cid}; mentioning the account's
+        handle with a facet); its {uri, cid}."""
+        record: dict[str, Any] = {
+            "$type": POST,
+            "text": text,
+            "createdAt": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "langs": ["de"],
+        }
+        if reply_to is not None:
+            record["reply"] = {"root": root or reply_to, "parent": reply_to}
+        if mention:
+            name = f"@{self.pds.handle}"
+            raw = text.encode()
+            start = raw.find(name.encode())
+            assert start >= 0, f"{name} is not in the text"
+            record["facets"] = [
+                {
+                    "index": {"byteStart": start, "byteEnd": start + len(name.encode())},
+                    "features": [{"$type": "app.bsky.richtext.facet#mention", "did": self.pds.did}],
+                }
+            ]
+        status, body = self.pds.call(
+            "POST",
+            "com.atproto.repo.createRecord",
+            body={"repo": self.did, "collection": POST, "record": record},
+            token=self.token,
+        )
+        assert status == 200, body
+        return {"uri": body["uri"], "cid": body["cid"]}
+
+
+_citizens: dict[tuple[str, str], Citizen] = {}
 
 
 def start_pds(folder: Path | None = None) -> Pds:
@@ -357,8 +425,76 @@ class BlueskyProxy(FakeServer):
         ):
             method, path = route.split(" ", 1)
             self.route(method, path, self._forward)
+        method, path = LIST_NOTIFICATIONS.split(" ", 1)
+        self.route(method, path, self._notifications)
         self.route("GET", "/xrpc/{nsid}", self._forward)
         self.route("POST", "/xrpc/{nsid}", self._forward)
+        #: repositories whose posts the stand-in AppView turns into notifications
+        self.watched: dict[str, str] = {}
+
+    def watch(self, citizen: Citizen) -> Citizen:
+        """Let ``citizen``'s posts reach the account's notifications."""
+        with self.lock:
+            self.watched[citizen.did] = citizen.handle
+        return citizen
+
+    def _notifications(self, request: FakeRequest) -> FakeResponse:
+        """The AppView's ``listNotifications``, which a bare PDS lacks, built from the watched
+        repositories' real records: replies to, quotes of and mentions of the account."""
+        token = (request.header("authorization") or "").removeprefix("Bearer ").strip()
+        status, session = self.pds.call("GET", "com.atproto.server.getSession", token=token)
+        if status != 200:
+            return json_response(session or {"error": "AuthRequired"}, status)
+        limit = int(request.arg("limit") or 50)
+        start = int(request.arg("cursor") or 0)
+        ours = f"at://{self.pds.did}/"
+        found: list[dict[str, Any]] = []
+        with self.lock:
+            watched = dict(self.watched)
+        for did, handle in watched.items():
+            status, body = self.pds.call(
+                "GET",
+                "com.atproto.repo.listRecords",
+                params={"repo": did, "collection": POST, "limit": "100"},
+            )
+            assert status == 200, body
+            for item in body["records"]:
+                value = item["value"]
+                parent = (value.get("reply") or {}).get("parent", {}).get("uri", "")
+                quoted = ((value.get("embed") or {}).get("record") or {}).get("uri", "")
+                mentions = [
+                    feature.get("did")
+                    for facet in value.get("facets") or []
+                    for feature in facet.get("features") or []
+                    if feature.get("$type") == "app.bsky.richtext.facet#mention"
+                ]
+                if parent.startswith(ours):
+                    reason, subject = "reply", parent
+                elif quoted.startswith(ours):
+                    reason, subject = "quote", quoted
+                elif self.pds.did in mentions:
+                    reason, subject = "mention", None
+                else:
+                    continue
+                note: dict[str, Any] = {
+                    "uri": item["uri"],
+                    "cid": item["cid"],
+                    "author": {"did": did, "handle": handle},
+                    "reason": reason,
+                    "record": value,
+                    "isRead": False,
+                    "indexedAt": value["createdAt"],
+                    "labels": [],
+                }
+                if subject:
+                    note["reasonSubject"] = subject
+                found.append(note)
+        found.sort(key=lambda n: n["indexedAt"], reverse=True)
+        page = found[start : start + limit]
+        answer: dict[str, Any] = {"notifications": page}
+        if start + limit < len(found):
+            answer["cursor"] = str(start + limit)
+        return json_response(answer)
 
     def count(self, route: str) -> int:
         """How many requests reached ``route`` (answered or not)."""
@@ -421,6 +557,10 @@ class BlueskyProxy(FakeServer):
             for key in ("repo", "collection", "rkey"):
                 if not isinstance(body.get(key), str):
                     errors.append(f"deleteRecord needs {key}")
+        elif route == LIST_NOTIFICATIONS:
+            limit = request.arg("limit") or "50"
+            if not limit.isdigit() or not 1 <= int(limit) <= 100:
+                errors.append(f"listNotifications limit {limit!r} is not 1 to 100")
         elif route == UPLOAD_BLOB:
             if not request.content_type.startswith("image/"):
                 errors.append(f"uploadBlob of {request.content_type!r}, not an image type")

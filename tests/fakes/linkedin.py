@@ -238,6 +238,11 @@ class LinkedInFake(FakeServer):
         self.route("POST", "/rest/images", self._initialize_upload)
         self.route("PUT", "/dms-uploads/{token}", self._upload)
         self.route("GET", "/rest/socialActions/{urn}", self._social_actions)
+        self.route("GET", "/rest/socialActions/{urn}/comments", self._comments)
+        self.route("POST", "/rest/socialActions/{urn}/comments", self._comment)
+        #: comments on posts and on comments (the inbox), oldest first
+        self.comments: list[dict[str, Any]] = []
+        self._comment_ids = itertools.count(6_900_000_000_000_000_001)
         self.route(
             "GET", "/rest/organizationalEntityShareStatistics", self._share_statistics_answer
         )
@@ -629,6 +634,99 @@ class LinkedInFake(FakeServer):
                     },
                 }
             )
+
+    # comments (the inbox)
+
+    def add_comment(
+        self, post_urn: str, text: str, *, actor: str = "urn:li:person:A1b2C3d4E5"
+    ) -> str:
+        """A member's comment on one of the organization's posts; its comment URN."""
+        return self._store_comment(post_urn, post_urn, None, actor, text)
+
+    def replies_to(self, comment_urn: str) -> list[dict[str, Any]]:
+        """The organization's comments answering ``comment_urn``."""
+        with self.lock:
+            return [
+                c
+                for c in self.comments
+                if c.get("parentComment") == comment_urn and c["actor"] == self.organization
+            ]
+
+    def _store_comment(
+        self, target: str, post_urn: str, parent: str | None, actor: str, text: str
+    ) -> str:
+        with self.lock:
+            comment_id = str(next(self._comment_ids))
+            activity = post_urn.replace("urn:li:share:", "urn:li:activity:").replace(
+                "urn:li:ugcPost:", "urn:li:activity:"
+            )
+            urn = f"urn:li:comment:({activity},{comment_id})"
+            now = _millis(datetime.now(UTC))
+            comment: dict[str, Any] = {
+                "id": comment_id,
+                "commentUrn": urn,
+                "actor": actor,
+                "object": post_urn,
+                "message": {"text": text, "attributes": []},
+                "created": {"actor": actor, "time": now},
+                "lastModified": {"actor": actor, "time": now},
+                "$URN": urn,
+                "_target": target,
+            }
+            if parent is not None:
+                comment["parentComment"] = parent
+            self.comments.append(comment)
+            return urn
+
+    def _comments(self, request: FakeRequest) -> FakeResponse:
+        target = request.params["urn"]
+        start = int(request.arg("start") or 0)
+        count = int(request.arg("count") or 10)
+        with self.lock:
+            if self._find(target) is None and not any(
+                c["commentUrn"] == target for c in self.comments
+            ):
+                return error(404, "NOT_FOUND", f"Entity {target} not found")
+            found = [
+                {k: v for k, v in c.items() if not k.startswith("_")}
+                for c in self.comments
+                if c["_target"] == target
+            ]
+        page = found[start : start + count]
+        return json_response(
+            {
+                "paging": {"start": start, "count": count, "total": len(found), "links": []},
+                "elements": page,
+            }
+        )
+
+    def _comment(self, request: FakeRequest) -> FakeResponse:
+        target = request.params["urn"]
+        body = request.json() or {}
+        problems = []
+        for key in ("actor", "object", "message"):
+            if key not in body:
+                problems.append(f"/{key} :: field is required but not found")
+        if body.get("actor") not in (None, self.organization):
+            problems.append(f"/actor :: not permitted to comment as {body.get('actor')}")
+        text = (body.get("message") or {}).get("text")
+        if "message" in body and not isinstance(text, str):
+            problems.append("/message/text :: field is required but not found")
+        with self.lock:
+            parent = body.get("parentComment")
+            if target.startswith("urn:li:comment:"):
+                if parent != target:
+                    problems.append("/parentComment :: must be the comment in the path")
+                if not any(c["commentUrn"] == target for c in self.comments):
+                    return error(404, "NOT_FOUND", f"Entity {target} not found")
+            elif self._find(target) is None:
+                return error(404, "NOT_FOUND", f"Entity {target} not found")
+        if problems:
+            return error(422, "UNPROCESSABLE_ENTITY", "; ".join(problems))
+        urn = self._store_comment(target, str(body["object"]), parent, self.organization, text)
+        with self.lock:
+            stored = {k: v for k, v in self.comments[-1].items() if not k.startswith("_")}
+        return json_response(stored, 201, headers={"x-restli-id": urn})
 
     def _share_statistics_answer(self, request: FakeRequest) -> FakeResponse:
         if not self.share_statistics:

@@ -92,6 +92,11 @@ def _patch_spec(data: dict[str, Any]) -> None:
                             schema["properties"][name] = {
                                 "description": prop.get("description", "")
                             }
+    # Mastodon (Rails) takes arrays as types[]=mention; the contract names the parameter "types".
+    notifications = data["paths"]["/api/v1/notifications"]["get"]["parameters"]
+    for parameter in list(notifications):
+        if parameter.get("name") in ("types", "exclude_types"):
+            notifications.append({**parameter, "name": parameter["name"] + "[]"})
     body = data["paths"]["/api/v1/statuses"]["post"]["requestBody"]["content"]["application/json"]
     body["schema"] = {"anyOf": body["schema"]["oneOf"]}
     data["components"]["securitySchemes"]["OAuth2"] = {"type": "http", "scheme": "bearer"}
@@ -201,6 +206,8 @@ class MastodonFake(FakeServer):
         #: how many times GET /api/v1/media/:id answers 206 before 200 (0: upload answers 200)
         self.media_polls = media_polls
         self.username = username
+        #: what verify_credentials reports (tests of the metrics collection set it)
+        self.followers_count = 0
         self.account_id = "109300000000000001"
         self.rate_limit = rate_limit
         self.rate_window = rate_window
@@ -219,6 +226,10 @@ class MastodonFake(FakeServer):
         self.route("GET", "/api/v1/accounts/{id}/statuses", self._account_statuses)
         self.route("POST", "/api/v2/media", self._upload_media)
         self.route("GET", "/api/v1/media/{id}", self._get_media)
+        self.route("GET", "/api/v1/notifications", self._notifications)
+        #: mentions of the account by others (the inbox), oldest first
+        self._notes: list[dict[str, Any]] = []
+        self._note_ids = itertools.count(1000)
 
     # what tests look at
 
@@ -327,7 +338,7 @@ class MastodonFake(FakeServer):
             "indexable": True,
             "emojis": [],
             "fields": [],
-            "followers_count": 0,
+            "followers_count": self.followers_count,
             "following_count": 0,
             "statuses_count": len(self.statuses),
         }
@@ -349,7 +360,7 @@ class MastodonFake(FakeServer):
         return {
             "id": status.id,
             "created_at": _iso(status.created_at),
-            "in_reply_to_id": None,
+            "in_reply_to_id": status.extra.get("in_reply_to_id"),
             "in_reply_to_account_id": None,
             "sensitive": False,
             "spoiler_text": status.spoiler_text,
@@ -357,9 +368,10 @@ class MastodonFake(FakeServer):
             "language": status.language,
             "uri": f"{self.url}/users/{self.username}/statuses/{status.id}",
             "url": f"{self.url}/@{self.username}/{status.id}",
-            "replies_count": 0,
-            "reblogs_count": 0,
-            "favourites_count": 0,
+            # counts a test sets in status.extra (the evaluation's metrics)
+            "replies_count": status.extra.get("replies_count", 0),
+            "reblogs_count": status.extra.get("reblogs_count", 0),
+            "favourites_count": status.extra.get("favourites_count", 0),
             "edited_at": None,
             "content": render_html(status.text, self.url),
             "reblog": None,
@@ -396,6 +408,11 @@ class MastodonFake(FakeServer):
                 idempotency_key=key,
                 spoiler_text=body.get("spoiler_text") or "",
             )
+            if body.get("in_reply_to_id") is not None:
+                replied = str(body["in_reply_to_id"])
+                if replied not in self._statuses and replied not in self._foreign:
+                    return json_response({"error": "Record not found"}, 404)
+                status.extra["in_reply_to_id"] = replied
             self._statuses[status.id] = status
             for media_id in media_ids:
                 self.media[media_id].status_id = status.id
@@ -449,6 +466,81 @@ class MastodonFake(FakeServer):
                 and (since_id is None or int(s.id) > int(since_id))
             ]
             return json_response([self._status_json(s) for s in found[:limit]])
+
+    # the inbox: statuses of other people that mention the account
+
+    @property
+    def _foreign(self) -> dict[str, dict[str, Any]]:
+        return {n["status"]["id"]: n["status"] for n in self._notes}
+
+    def mention(
+        self,
+        text: str,
+        *,
+        acct: str = "buerger@example.social",
+        in_reply_to: str | None = None,
+        visibility: str = "public",
+        at: datetime | None = None,
+    ) -> str:
+        """Someone else's status mentioning the account (written ``at``); its id."""
+        with self.lock:
+            status_id = str(next(self._ids))
+            now = at or datetime.now(UTC)
+            username = acct.split("@", 1)[0]
+            account = {
+                **self._account_json(),
+                "id": str(200000 + len(self._notes)),
+                "username": username,
+                "acct": acct,
+                "display_name": "",
+                "url": f"https://{acct.split('@', 1)[-1]}/@{username}",
+                "followers_count": 0,
+                "statuses_count": 1,
+            }
+            status = {
+                **self._status_json(FakeStatus(status_id, text, visibility, "de", [], now)),
+                "in_reply_to_id": in_reply_to,
+                "in_reply_to_account_id": self.account_id if in_reply_to else None,
+                "account": account,
+                "url": f"{account['url']}/{status_id}",
+                "uri": f"{account['url']}/statuses/{status_id}",
+            }
+            self._notes.append(
+                {
+                    "id": str(next(self._note_ids)),
+                    "type": "mention",
+                    "group_key": f"ungrouped-{status_id}",
+                    "created_at": _iso(now),
+                    "account": account,
+                    "status": status,
+                }
+            )
+            return status_id
+
+    def replies_to(self, status_id: str) -> list[FakeStatus]:
+        """The account's statuses in reply to ``status_id``."""
+        return [s for s in self.statuses if s.extra.get("in_reply_to_id") == status_id]
+
+    def _notifications(self, request: FakeRequest) -> FakeResponse:
+        types = request.query.get("types[]", []) + request.query.get("types", [])
+        limit = min(80, max(1, int(request.arg("limit") or 40)))
+        min_id, since_id, max_id = (
+            request.arg("min_id"),
+            request.arg("since_id"),
+            request.arg("max_id"),
+        )
+        with self.lock:
+            found = [
+                n
+                for n in self._notes
+                if (not types or n["type"] in types)
+                and (min_id is None or int(n["id"]) > int(min_id))
+                and (since_id is None or int(n["id"]) > int(since_id))
+                and (max_id is None or int(n["id"]) < int(max_id))
+            ]
+            # min_id pages forward from the cursor; otherwise the newest come first
+            page = found[:limit] if min_id is not None else found[-limit:]
+            return json_response(list(reversed(copy.deepcopy(page))))
 
     def _media_json(self, media: FakeMedia) -> dict[str, Any]:
         ready = media.polls_left == 0

@@ -208,6 +208,20 @@ class Params:
         )
 
 
+@dataclass
+class FakeComment:
+    """A comment (Facebook, Instagram) or reply (Threads) under a post or a comment."""
+
+    id: str
+    parent: str
+    text: str
+    author: str
+    username: str
+    author_id: str
+    created_at: datetime
+    by_owner: bool = False
+
+
 class GraphFake(FakeServer):
     """What every Meta fake shares: tokens, parameters, error envelope, usage headers."""
 
@@ -226,10 +240,80 @@ class GraphFake(FakeServer):
         #: X-Business-Use-Case-Usage estimated_time_to_regain_access (minutes)
         self.regain_minutes = 0
         self._ids = itertools.count(1)
+        #: comments and replies, oldest first (the inbox)
+        self.comments: list[FakeComment] = []
 
     def next_id(self, prefix: str) -> str:
         with self.lock:
             return f"{prefix}{next(self._ids):05d}"
+
+    # comments (the inbox)
+
+    def comment(
+        self,
+        parent: str,
+        text: str,
+        *,
+        author: str = "Erika Mustermann",
+        username: str = "erika.mustermann",
+        at: datetime | None = None,
+    ) -> str:
+        """Someone else's comment under ``parent`` (a post or a comment); its id."""
+        comment_id = self.next_id("1795000000")
+        with self.lock:
+            self.comments.append(
+                FakeComment(
+                    comment_id, parent, text, author, username, "9000001",
+                    at or datetime.now(UTC),
+                )
+            )  # fmt: skip
+        return comment_id
+
+    def replies_to(self, parent: str) -> list[FakeComment]:
+        """The account's own answers under ``parent``."""
+        with self.lock:
+            return [c for c in self.comments if c.parent == parent and c.by_owner]
+
+    def comment_json(self, comment: FakeComment, fields: list[str]) -> dict[str, Any]:
+        return {"id": comment.id}
+
+    def list_comments(self, request: FakeRequest, *, newest_first: bool) -> FakeResponse:
+        params = self.params(request)
+        limit = int(params.get("limit", "25"))
+        after = params.get("after")
+        fields = field_names(params.get("fields", ""))
+        with self.lock:
+            found = [c for c in self.comments if c.parent == request.params["node"]]
+        if newest_first:
+            found.reverse()
+        start = int(after) if after and after.isdigit() else 0
+        page = found[start : start + limit]
+        body: dict[str, Any] = {"data": [self.comment_json(c, fields) for c in page]}
+        if page:
+            cursors = {"before": str(start), "after": str(start + len(page))}
+            body["paging"] = {"cursors": cursors}
+            if start + len(page) < len(found):
+                body["paging"]["next"] = f"{self.url}{request.path}?after={start + len(page)}"
+        return json_response(body)
+
+    def answer_comment(self, request: FakeRequest) -> FakeResponse:
+        parent = request.params["node"]
+        message = self.params(request).get("message", "")
+        with self.lock:
+            known = any(c.id == parent for c in self.comments)
+        if not known:
+            return no_such_object(parent, "post")
+        if not message.strip():
+            return graph_error(100, "(#100) The parameter message is required")
+        comment_id = self.next_id("1796000000")
+        with self.lock:
+            self.comments.append(
+                FakeComment(
+                    comment_id, parent, message, "owner", "owner", "owner",
+                    datetime.now(UTC), by_owner=True,
+                )
+            )  # fmt: skip
+        return json_response({"id": comment_id})
 
     # what requests carry
 
@@ -382,7 +466,14 @@ class FacebookFake(GraphFake):
         "GET /{page}/published_posts": Params.of(optional="fields limit after before"),
         "GET /{node}": Params.of(optional="fields"),
         "DELETE /{node}": Params.of(),
+        "GET /{node}/comments": Params.of(
+            optional="fields filter order limit after before since summary"
+        ),
+        "POST /{node}/comments": Params.of(required="message", optional="attachment_url"),
     }
+    COMMENT_FIELDS: ClassVar[set[str]] = names(
+        "id message from created_time permalink_url parent like_count comment_count"
+    )
 
     def __init__(
         self,
@@ -402,6 +493,8 @@ class FacebookFake(GraphFake):
         self.route("POST", "/{page}/feed", self._feed)
         self.route("POST", "/{page}/photos", self._photos)
         self.route("GET", "/{page}/published_posts", self._published_posts)
+        self.route("GET", "/{node}/comments", self._comments)
+        self.route("POST", "/{node}/comments", self.answer_comment)
         self.route("GET", "/{node}", self._get)
         self.route("DELETE", "/{node}", self._delete)
 
@@ -456,6 +549,35 @@ class FacebookFake(GraphFake):
                 elif node in self._posts:
                     errors += self.check_fields(params, self.POST_FIELDS, "a Page post")
         return errors
+
+    def _comments(self, request: FakeRequest) -> FakeResponse:
+        params = self.params(request)
+        errors = self.check_fields(params, self.COMMENT_FIELDS, "a comment")
+        if params.get("filter", "toplevel") not in ("toplevel", "stream"):
+            errors.append("filter must be toplevel or stream")
+        order = params.get("order", "chronological")
+        if order not in ("chronological", "reverse_chronological"):
+            errors.append("order must be chronological or reverse_chronological")
+        if errors:
+            return graph_error(100, "(#100) " + "; ".join(errors))
+        node_id = request.params["node"]
+        with self.lock:
+            known = node_id in self._posts or any(c.id == node_id for c in self.comments)
+        if not known:
+            return no_such_object(node_id)
+        return self.list_comments(request, newest_first=order == "reverse_chronological")
+
+    def comment_json(self, comment: FakeComment, fields: list[str]) -> dict[str, Any]:
+        owner = {"id": self.page_id, "name": self.page_name}
+        author = {"id": comment.author_id, "name": comment.author}
+        values: dict[str, Any] = {
+            "id": comment.id,
+            "message": comment.text,
+            "from": owner if comment.by_owner else author,
+            "created_time": graph_time(comment.created_at),
+            "permalink_url": f"https://www.facebook.com/{comment.parent}?comment_id={comment.id}",
+        }
+        return {k: v for k, v in values.items() if k in fields or k == "id"}
 
     def _check_attached(self, attached: dict[str, str]) -> list[str]:
         errors: list[str] = []
@@ -599,6 +721,7 @@ class FakeContainer:
     status: str = "IN_PROGRESS"
     used_by: str | None = None  # the carousel holding this item
     media_id: str | None = None
+    reply_to: str | None = None
 
 
 @dataclass
@@ -776,13 +899,50 @@ class ContainerFake(GraphFake):
                 created_at=datetime.now(UTC),
                 polls_left=self.processing_polls,
                 status="ERROR" if failing else "IN_PROGRESS",
+                reply_to=params.get("reply_to_id"),
             )
+            if container.reply_to is not None and not (
+                container.reply_to in self._media
+                or any(c.id == container.reply_to for c in self.comments)
+            ):
+                return no_such_object(container.reply_to, "post")
             if container.status == "IN_PROGRESS" and container.polls_left == 0:
                 container.status = "FINISHED"
             for child in container.children:
                 self.containers[child].used_by = container.id
             self.containers[container.id] = container
         return json_response({"id": container.id})
+
+    def _listed_comments(self, request: FakeRequest, allowed: set[str]) -> FakeResponse:
+        params = self.params(request)
+        errors = self.check_fields(params, allowed, "a comment")
+        if errors:
+            return graph_error(100, "(#100) " + "; ".join(errors))
+        node_id = request.params["node"]
+        with self.lock:
+            known = node_id in self._media or any(c.id == node_id for c in self.comments)
+        if not known:
+            return no_such_object(node_id)
+        newest_first = params.get("reverse", "true") == "true"
+        return self.list_comments(request, newest_first=newest_first)
+
+    def _ig_comments(self, request: FakeRequest) -> FakeResponse:
+        allowed = names("id text username timestamp from like_count hidden media parent_id")
+        return self._listed_comments(request, allowed)
+
+    def _th_replies(self, request: FakeRequest) -> FakeResponse:
+        allowed = names("id text username timestamp permalink media_type has_replies")
+        return self._listed_comments(request, allowed)
+
+    def comment_json(self, comment: FakeComment, fields: list[str]) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            "id": comment.id,
+            "text": comment.text,
+            "username": comment.username,
+            "timestamp": graph_time(comment.created_at),
+            "permalink": f"{self.permalink_base}/{comment.id}",
+        }
+        return {k: v for k, v in values.items() if k in fields or k == "id"}
 
     def refuse_publish(self, container: FakeContainer) -> FakeResponse | None:
         """A platform refusal of publishing (limits), or None."""
@@ -821,6 +981,14 @@ class ContainerFake(GraphFake):
             )
             media.permalink = f"{self.permalink_base}/{media.id}"
             container.status, container.media_id = "PUBLISHED", media.id
+            if container.reply_to is not None:  # an answer, not a post of the profile
+                self.comments.append(
+                    FakeComment(
+                        media.id, container.reply_to, media.text, self.username, self.username,
+                        self.user_id, media.created_at, by_owner=True,
+                    )
+                )  # fmt: skip
+                return json_response({"id": media.id})
             self._media[media.id] = media
         return json_response({"id": media.id})
 
@@ -955,6 +1123,8 @@ class InstagramFake(ContainerFake):
         "GET /{node}/insights": Params.of(optional="metric period breakdown"),
         "GET /{node}": Params.of(optional="fields"),
         "DELETE /{node}": Params.of(),
+        "GET /{node}/comments": Params.of(optional="fields limit after before"),
+        "POST /{node}/replies": Params.of(required="message"),
     }
 
     def __init__(
@@ -970,6 +1140,8 @@ class InstagramFake(ContainerFake):
         self.publish_limit = 50
         self.route("POST", "/{user}/media", self._create)
         self.route("POST", "/{user}/media_publish", self._publish)
+        self.route("GET", "/{node}/comments", self._ig_comments)
+        self.route("POST", "/{node}/replies", self.answer_comment)
         self.route("GET", "/{user}/media", self._recent)
         self.route("GET", "/{node}/insights", self._insights)
         self.route("GET", "/{node}", self._get)
@@ -1052,7 +1224,7 @@ class ThreadsFake(ContainerFake):
         "POST /{user}/threads": Params.of(
             required="media_type",
             optional="text image_url alt_text is_carousel_item children link_attachment "
-            "reply_control topic_tag",
+            "reply_control topic_tag reply_to_id",
         ),
         "POST /{user}/threads_publish": Params.of(required="creation_id"),
         "GET /{user}/threads": Params.of(optional="fields limit since until before after"),
@@ -1060,6 +1232,7 @@ class ThreadsFake(ContainerFake):
         "GET /{node}/insights": Params.of(optional="metric"),
         "GET /refresh_access_token": Params.of(required="grant_type access_token"),
         "GET /debug_token": Params.of(required="input_token"),
+        "GET /{node}/replies": Params.of(optional="fields reverse limit after before"),
         "GET /{node}": Params.of(optional="fields"),
         "DELETE /{node}": Params.of(),
     }
@@ -1078,6 +1251,7 @@ class ThreadsFake(ContainerFake):
         self.tokens: dict[str, TokenInfo] = {token: TokenInfo(issued, issued + self.LIFETIME)}
         self._refreshes = itertools.count(1)
         self.route("GET", "/refresh_access_token", self._refresh)
+        self.route("GET", "/{node}/replies", self._th_replies)
         self.route("GET", "/debug_token", self._debug_token)
         self.route("POST", "/{user}/threads", self._create)
         self.route("POST", "/{user}/threads_publish", self._publish)

@@ -57,6 +57,7 @@ SPEC_NAME = "telegram-bot-api.json"
 DEFAULT_TOKEN = "7000000001:AAHfakeTelegramToken-0123456789abcdef"
 BOT_ID = 7000000001
 CHANNEL_ID = -1001234567890
+GROUP_ID = -1009876543210
 DELETE_WINDOW = 48 * 3600
 
 _spec_lock = threading.Lock()
@@ -297,6 +298,7 @@ class TelegramFake(FakeServer):
         "getChat",
         "getChatMember",
         "getChatMemberCount",
+        "getUpdates",
     )
 
     def __init__(
@@ -332,7 +334,18 @@ class TelegramFake(FakeServer):
             "getChat": self._get_chat,
             "getChatMember": self._get_chat_member,
             "getChatMemberCount": self._get_chat_member_count,
+            "getUpdates": self._get_updates,
         }
+        #: the channel's linked discussion group (comments arrive there), and the updates
+        #: the bot has not confirmed yet (getUpdates), oldest first
+        self.group_id = GROUP_ID
+        self.group_username: str | None = "staedtedreieck_diskussion"
+        self.group_messages: dict[int, dict[str, Any]] = {}
+        self.updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(700_000_001)
+        self._group_message_ids = itertools.count(1)
+        #: the channel post each automatic forward in the group stands for
+        self._forwards: dict[int, int] = {}
         self._handlers = handlers
         for method in self.METHODS:
             for verb in ("GET", "POST"):
@@ -347,6 +360,104 @@ class TelegramFake(FakeServer):
         """Messages in the channel now (deleted ones left out), oldest first."""
         with self.lock:
             return [m for m in self.messages.values() if not m.deleted]
+
+    def comment(
+        self, channel_message_id: int, text: str, *, username: str | None = "erika_m"
+    ) -> int:
+        """A member's comment on a channel post, in the discussion group; its message id."""
+        with self.lock:
+            forward = next((g for g, c in self._forwards.items() if c == channel_message_id), None)
+            if forward is None:
+                post = self.messages[channel_message_id]
+                forward = next(self._group_message_ids)
+                self.group_messages[forward] = {
+                    "message_id": forward,
+                    "date": post.date,
+                    "chat": self._group_json(),
+                    "sender_chat": self._chat_json(),
+                    "is_automatic_forward": True,
+                    "forward_origin": {
+                        "type": "channel",
+                        "date": post.date,
+                        "chat": self._chat_json(),
+                        "message_id": channel_message_id,
+                    },
+                    "text": post.content,
+                }
+                self._forwards[forward] = channel_message_id
+            message_id = next(self._group_message_ids)
+            sender: dict[str, Any] = {"id": 5_550_001, "is_bot": False, "first_name": "Erika"}
+            if username:
+                sender["username"] = username
+            message = {
+                "message_id": message_id,
+                "message_thread_id": forward,
+                "from": sender,
+                "date": int(time.time()),
+                "chat": self._group_json(),
+                "reply_to_message": dict(self.group_messages[forward]),
+                "text": text,
+            }
+            self.group_messages[message_id] = message
+            self.updates.append({"update_id": next(self._update_ids), "message": message})
+            return message_id
+
+    def replies_to(self, group_message_id: int) -> list[str]:
+        """The texts the bot sent in the group in reply to ``group_message_id``."""
+        with self.lock:
+            return [
+                m["text"]
+                for m in self.group_messages.values()
+                if m.get("from", {}).get("id") == BOT_ID
+                and m.get("reply_to_message", {}).get("message_id") == group_message_id
+            ]
+
+    def _group_json(self) -> dict[str, Any]:
+        group: dict[str, Any] = {
+            "id": self.group_id,
+            "type": "supergroup",
+            "title": "Städtedreieck – Diskussion",
+        }
+        if self.group_username:
+            group["username"] = self.group_username
+        return group
+
+    def _get_updates(self, params: dict[str, Any], files: dict[str, FormPart]) -> FakeResponse:
+        offset = decoded(params.get("offset"), int)
+        limit = decoded(params.get("limit"), int) or 100
+        if not 1 <= limit <= 100:
+            return _error(400, "Bad Request: limit must be 1 to 100")
+        allowed = decoded(params.get("allowed_updates"), list)
+        if isinstance(offset, int):
+            # an update is confirmed once getUpdates is called with a higher offset
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        found = [u for u in self.updates if not allowed or any(kind in u for kind in allowed)]
+        return _ok(found[:limit])
+
+    def _reply_in_group(self, params: dict[str, Any]) -> FakeResponse:
+        text = str(params["text"])
+        if not text.strip():
+            return _error(400, "Bad Request: message text is empty")
+        if utf16_length(text) > 4096:
+            return _error(400, "Bad Request: message is too long")
+        reply = decoded(params.get("reply_parameters"), dict)
+        replied_id = reply.get("message_id") if isinstance(reply, dict) else None
+        replied = self.group_messages.get(replied_id) if isinstance(replied_id, int) else None
+        if reply is not None and replied is None:
+            return _error(400, "Bad Request: message to be replied not found")
+        message: dict[str, Any] = {
+            "message_id": next(self._group_message_ids),
+            "from": self._bot_json(),
+            "date": int(time.time()),
+            "chat": self._group_json(),
+            "text": text,
+        }
+        if replied is not None:
+            message["reply_to_message"] = {
+                k: v for k, v in replied.items() if k != "reply_to_message"
+            }
+        self.group_messages[message["message_id"]] = message
+        return _ok(message)
 
     def age(self, message_id: int, hours: float) -> None:
         """Pretend message ``message_id`` was sent ``hours`` ago."""
@@ -470,6 +581,8 @@ class TelegramFake(FakeServer):
         return message
 
     def _send_message(self, params: dict[str, Any], files: dict[str, FormPart]) -> FakeResponse:
+        if str(params["chat_id"]) == str(self.group_id):
+            return self._reply_in_group(params)
         refused = self._refuse_post(params["chat_id"])
         if refused:
             return refused

@@ -161,6 +161,7 @@ class FakeTweet:
     media_ids: list[str]
     created_at: datetime
     deleted: bool = False
+    in_reply_to: str | None = None
     metrics: dict[str, int] = field(
         default_factory=lambda: {
             "retweet_count": 0,
@@ -223,6 +224,9 @@ class XFake(FakeServer):
         self.route("GET", "/2/users/me", self._users_me)
         self.route("GET", "/2/users/{id}/tweets", self._user_tweets)
         self.route("POST", "/2/oauth2/token", self._oauth_token)
+        self.route("GET", "/2/users/{id}/mentions", self._mentions)
+        #: other people's posts that mention the account (the inbox), oldest first
+        self._mentioning: list[dict[str, Any]] = []
 
     # what tests look at
 
@@ -247,6 +251,30 @@ class XFake(FakeServer):
         with self.lock:
             self.access_tokens.clear()
             self.refresh_token = None
+
+    def mention(
+        self, text: str, *, username: str = "buerger_in", in_reply_to: str | None = None
+    ) -> str:
+        """Someone else's post naming ``@staedtedreieck``; its id."""
+        with self.lock:
+            post_id = str(next(self._ids))
+            post: dict[str, Any] = {
+                "id": post_id,
+                "text": text,
+                "edit_history_tweet_ids": [post_id],
+                "created_at": _iso(datetime.now(UTC)),
+                "author_id": str(900_000 + len(self._mentioning)),
+                "conversation_id": in_reply_to or post_id,
+                "_username": username,
+            }
+            if in_reply_to is not None:
+                post["referenced_tweets"] = [{"type": "replied_to", "id": in_reply_to}]
+            self._mentioning.append(post)
+            return post_id
+
+    def replies_to(self, post_id: str) -> list[FakeTweet]:
+        """The account's posts in reply to ``post_id``."""
+        return [t for t in self.tweets if t.in_reply_to == post_id]
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -461,12 +489,23 @@ class XFake(FakeServer):
                 day_start, posted = time.time(), 0
             if posted >= self.posts_per_day:
                 return problem(429, "Too Many Requests", "Too Many Requests")
+            in_reply_to = (body.get("reply") or {}).get("in_reply_to_tweet_id")
+            if in_reply_to is not None and not (
+                self._find(str(in_reply_to))
+                or any(m["id"] == str(in_reply_to) for m in self._mentioning)
+            ):
+                return self._invalid(
+                    "The post you are replying to does not exist or is not visible to you.",
+                    "reply.in_reply_to_tweet_id",
+                    str(in_reply_to),
+                )
             self._day = (day_start, posted + 1)
             tweet = FakeTweet(
                 id=str(next(self._ids)),
                 text=text,
                 media_ids=media_ids,
                 created_at=datetime.now(UTC),
+                in_reply_to=str(in_reply_to) if in_reply_to is not None else None,
             )
             self._tweets[tweet.id] = tweet
             for media_id in media_ids:
@@ -545,6 +584,58 @@ class XFake(FakeServer):
             return json_response({"meta": {"result_count": 0}})
         meta = {"result_count": len(page), "newest_id": page[0]["id"], "oldest_id": page[-1]["id"]}
         return json_response({"data": page, "meta": meta})
+
+    def _mentions(self, request: FakeRequest) -> FakeResponse:
+        """Newest first, ``since_id``/``start_time`` bounds, ``pagination_token`` to go older."""
+        if request.params["id"] != USER_ID:
+            return json_response({"errors": [{"title": "Not Found Error", "detail": "no user"}]})
+        limit = int(request.arg("max_results") or 10)
+        if not 5 <= limit <= 100:
+            return self._invalid("max_results must be 5 to 100", "max_results", str(limit))
+        since_id, token = request.arg("since_id"), request.arg("pagination_token")
+        start = request.arg("start_time")
+        since = datetime.fromisoformat(start.replace("Z", "+00:00")) if start else None
+        fields = set((request.arg("tweet.fields") or "").split(","))
+        expansions = set((request.arg("expansions") or "").split(","))
+        with self.lock:
+            found = [
+                m
+                for m in reversed(self._mentioning)
+                if (since_id is None or int(m["id"]) > int(since_id))
+                and (
+                    since is None
+                    or datetime.fromisoformat(m["created_at"][:-1] + "+00:00") >= since
+                )
+                and (token is None or int(m["id"]) < int(token))
+            ]
+            page = found[:limit]
+        if not page:
+            return json_response({"meta": {"result_count": 0}})
+        data = []
+        for m in page:
+            item = {k: v for k, v in m.items() if not k.startswith("_")}
+            for name in ("created_at", "author_id", "conversation_id", "referenced_tweets"):
+                if name not in fields and name in item and name != "author_id":
+                    item.pop(name)
+            if "author_id" not in fields and "author_id" not in expansions:
+                item.pop("author_id")
+            data.append(item)
+        meta: dict[str, Any] = {
+            "result_count": len(page),
+            "newest_id": page[0]["id"],
+            "oldest_id": page[-1]["id"],
+        }
+        if len(found) > limit:
+            meta["next_token"] = page[-1]["id"]
+        answer: dict[str, Any] = {"data": data, "meta": meta}
+        if "author_id" in expansions:
+            answer["includes"] = {
+                "users": [
+                    {"id": m["author_id"], "name": m["_username"], "username": m["_username"]}
+                    for m in page
+                ]
+            }
+        return json_response(answer)
 
     # media
 

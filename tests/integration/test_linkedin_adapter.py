@@ -663,3 +663,25 @@ def test_a_bare_organization_number_is_accepted(
     adapter = connect(organization=linkedin_fake.organization_id)
     run(adapter, lambda: adapter.publish(publish_request()))
     assert linkedin_fake.posts[0].author == linkedin_fake.organization
+
+
+def test_find_existing_pages_back_past_the_posts_published_since(
+    linkedin_fake: LinkedInFake, connect: Callable[..., LinkedInAdapter]
+) -> None:
+    """A post that landed before 120 others (a busy page, a daemon down for a while) is
+    still found: find_existing reads page after page until the posts are older than the
+    delivery (found by the crash suite: reading only the newest 20 sent it twice)."""
+    adapter = connect()
+
+    async def scenario() -> None:
+        mine = await adapter.publish(publish_request())
+        for n in range(120):
+            await adapter.publish(publish_request(f"Danach Nummer {n}.\n\n{LINK}/{n}"))
+        assert await adapter.find_existing(publish_request()) == mine
+        missing = publish_request(f"Nie gesendet.\n\n{LINK}")
+        assert await adapter.find_existing(missing) is None
+
+    run(adapter, scenario)
+    finders = linkedin_fake.requests_to("GET /rest/posts")
+    assert [f.arg("start", "0") for f in finders[:3]] == ["0", "50", "100"]
+    assert linkedin_fake.validation_errors == []

@@ -447,3 +447,25 @@ def test_idempotency_header_is_the_key_or_a_stable_hash() -> None:
     assert odd == idempotency_header("Zustellung 7 / Städtedreieck")
     assert odd.startswith("sha256-")
     assert odd.isascii()
+
+
+def test_find_existing_pages_back_past_the_statuses_posted_since(
+    mastodon_fake: MastodonFake, connect: Callable[..., MastodonAdapter]
+) -> None:
+    """A status that landed before 100 others is still found: find_existing pages back
+    (max_id) until the statuses are older than the delivery, not only the newest 40."""
+    mastodon_fake.rate_limit = 10_000
+    adapter = connect()
+
+    async def scenario() -> None:
+        mine = await adapter.publish(publish_request())
+        for n in range(100):
+            await adapter.publish(publish_request(f"Danach Nummer {n}.\n\n{LINK}/{n}", key=f"k{n}"))
+        found = await adapter.find_existing(publish_request())
+        assert found is not None
+        assert found.remote_id == mine.remote_id
+        assert await adapter.find_existing(publish_request(f"Nie gesendet.\n\n{LINK}")) is None
+
+    run(adapter, scenario)
+    pages = mastodon_fake.requests_to("GET /api/v1/accounts/{id}/statuses")
+    assert [p.arg("max_id") is not None for p in pages[:3]] == [False, True, True]

@@ -89,6 +89,24 @@ def figures() -> Figures:
     return FIGURES
 
 
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "reliability: the issue-4 reliability suites (tests/reliability); short seeded set "
+        "unless CROSSPOST_RELIABILITY=full",
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of this folder ``reliability`` (``-m "not reliability"`` skips them)."""
+    for item in items:
+        if HERE in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.reliability)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if FIGURES_FILE and FIGURES.values:
         path = Path(FIGURES_FILE)
@@ -184,8 +202,8 @@ def run_inprocess(args: Sequence[str], *, env: Mapping[str, str], cwd: Path) -> 
     return Run(
         tuple(args),
         code,
-        out.buffer.getvalue().decode("utf-8", "replace"),  # type: ignore[attr-defined]
-        err.buffer.getvalue().decode("utf-8", "replace"),  # type: ignore[attr-defined]
+        out.buffer.getvalue().decode("utf-8", "replace"),
+        err.buffer.getvalue().decode("utf-8", "replace"),
     )
 
 
@@ -412,8 +430,10 @@ def config_text(
     *,
     daemon: Mapping[str, Any] | None = None,
     site: Mapping[str, Any] | None = None,
+    database_url: str | None = None,
 ) -> str:
-    """A configuration for a test installation in ``root`` (SQLite file inside it)."""
+    """A configuration for a test installation in ``root`` (SQLite file inside it, unless
+    ``database_url`` names another database)."""
     sections: list[str] = [
         "[site]",
         f'url = "{SITE}"',
@@ -422,7 +442,7 @@ def config_text(
         *(f"{k} = {toml_value(v)}" for k, v in (site or {}).items()),
         "",
         "[database]",
-        f'url = "sqlite:///{root}/crosspost.db"',
+        f'url = "{database_url or f"sqlite:///{root}/crosspost.db"}"',
         "",
         "[daemon]",
         *(
@@ -460,10 +480,12 @@ def make_workspace(
     env: Mapping[str, str] | None = None,
     daemon: Mapping[str, Any] | None = None,
     upgrade: bool = True,
+    database_url: str | None = None,
 ) -> Workspace:
     """A :class:`Workspace` with the given accounts, its database created."""
     root.mkdir(parents=True, exist_ok=True)
-    (root / "crosspost.toml").write_text(config_text(root, accounts, daemon=daemon), "utf-8")
+    text = config_text(root, accounts, daemon=daemon, database_url=database_url)
+    (root / "crosspost.toml").write_text(text, "utf-8")
     ws = Workspace(root, clean_env(CROSSPOST_CONFIG=str(root / "crosspost.toml"), **(env or {})))
     _WORKSPACES.append(ws)
     if upgrade:

@@ -23,6 +23,7 @@ processes' own timing is not). It:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
 import signal
@@ -109,7 +110,11 @@ def run_campaign(
     kills: int,
     platforms: list[str],
     latency: float = 0.03,
+    database_url: str | None = None,
+    survivors: int = 0,
 ) -> Outcome:
+    """One campaign; with ``survivors``, that many daemons run beside the one killed
+    again and again (a shared PostgreSQL, say) and must finish the queue alone."""
     rng = random.Random(seed)
     outcome = Outcome(seed=seed, platforms=platforms, posts=posts)
     started = time.monotonic()
@@ -136,6 +141,7 @@ def run_campaign(
                 "http_timeout": 2,
                 "max_inline_wait": 2,
             },
+            database_url=database_url,
         )
         stack.callback(ws.stop_all)
         # Instagram and Threads fetch images from the website's public URL, which no test
@@ -145,9 +151,11 @@ def run_campaign(
         )
         links = enqueue_posts(ws, rng, posts, spread=kills * 1.3, images=images)
         log = root / "daemon.log"
-        creates = lambda: sum(  # noqa: E731 - a probe, read where it is used
-            len(h.server.requests_to(h.create_route)) for h in harnesses.values()
-        )
+        steady = [ws.start_daemon(log=root / f"survivor-{n}.log") for n in range(survivors)]
+
+        def creates() -> int:
+            return sum(len(h.server.requests_to(h.create_route)) for h in harnesses.values())
+
         for _ in range(kills):
             queue_faults(rng, harnesses)
             daemon = ws.start_daemon(log=log)
@@ -160,19 +168,24 @@ def run_campaign(
             daemon.send_signal(signal.SIGKILL)
             daemon.wait(timeout=30)
             outcome.kills += 1
-        daemon = ws.start_daemon(log=log)
+        # without survivors a last daemon finishes the queue; with them, they do
+        finishers = [(d, root / f"survivor-{n}.log") for n, d in enumerate(steady)] or [
+            (ws.start_daemon(log=log), log)
+        ]
         ws.wait_until(
-            lambda: settled(ws, harnesses, daemon, log),
+            lambda: all(alive(d, f) for d, f in finishers) and settled(ws, harnesses),
             timeout=120 + posts,
-            what="the queue to be worked off after the last restart",
+            what="the queue to be worked off after the last kill",
         )
         # requests that were delayed past the client's timeout land now; let them finish
         for h in harnesses.values():
-            h.server.wait_for(lambda h=h: all_answered(h.server), timeout=15)
-        daemon.send_signal(signal.SIGTERM)
-        assert daemon.wait(timeout=60) == 0, log.read_text()[-3000:]
+            h.server.wait_for(functools.partial(all_answered, h.server), timeout=15)
+        for daemon, _log in finishers:
+            daemon.send_signal(signal.SIGTERM)
+        for daemon, daemon_log in finishers:
+            assert daemon.wait(timeout=60) == 0, daemon_log.read_text()[-3000:]
         check(ws, harnesses, links, outcome)
-        output = log.read_text()
+        output = "".join(f.read_text() for f in {log, *(f for _d, f in finishers)} if f.exists())
         outcome.tracebacks = output.count("Traceback (most recent call last)") + output.count(
             "internal error"
         )
@@ -260,10 +273,14 @@ def queue_faults(rng: random.Random, harnesses: dict[str, Harness]) -> None:
             h.server.inject(fault, route=h.create_route)
 
 
-def settled(ws: Workspace, harnesses: dict[str, Harness], daemon: Any, log: Path) -> bool:
+def alive(daemon: Any, log: Path) -> bool:
+    assert daemon.poll() is None, f"the daemon died:\n{log.read_text()[-3000:]}"
+    return True
+
+
+def settled(ws: Workspace, harnesses: dict[str, Harness]) -> bool:
     """Nothing waits, nothing is being published, and only where the platform cannot
     settle it a delivery is unknown."""
-    assert daemon.poll() is None, f"the daemon died:\n{log.read_text()[-3000:]}"
     counts = ws.json("status")["counts"]
     if any(counts[s] for s in ("scheduled", "retrying", "publishing")):
         return False

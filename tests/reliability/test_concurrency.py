@@ -70,7 +70,9 @@ def test_ten_editors_enqueue_while_the_daemon_publishes(
             for k in range(FILES_PER_CALL):
                 path = posts / f"e{n}-r{round_}-{k}.md"
                 link = f"{SITE}/gleichzeitig/{n}-{round_}-{k}"
-                path.write_text(f'+++\nlink = "{link}"\n+++\nRedaktion {n}, Runde {round_}.\n')
+                path.write_text(
+                    f'+++\nlink = "{link}"\n+++\nRedaktion {n}, Runde {round_}, Beitrag {k}.\n'
+                )
                 files.append(str(path))
             barrier.wait(timeout=120)
             result = ws.run("enqueue", *files, "--json", check=False, timeout=120)
@@ -104,7 +106,7 @@ def test_ten_editors_enqueue_while_the_daemon_publishes(
     def all_published() -> bool:
         assert daemon.poll() is None, log.read_text()
         counts = ws.json("status")["counts"]
-        return counts["published"] == 2 * expected
+        return bool(counts["published"] == 2 * expected)
 
     ws.wait_until(all_published, timeout=scaled(120, 600), what="every post to be published")
     daemon.send_signal(signal.SIGTERM)

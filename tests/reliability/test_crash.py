@@ -8,6 +8,10 @@ of the crash suite that has a test server registered (see
 :data:`tests.reliability.conftest.CI_PLATFORMS`; the long run takes every
 registered platform that publishes text alone).
 
+A third campaign runs on PostgreSQL with a second daemon beside the one that is
+killed: after the last kill the survivor must finish the queue alone, taking over
+the dead daemon's leases (the scale-out case of issue 5).
+
 CI runs a short seed set; ``make reliability`` runs 300 posts per account and at
 least 25 kills per seed.
 """
@@ -77,13 +81,6 @@ def test_sigkill_at_random_instants_never_twice_nothing_lost(
 
 
 @pytest.mark.skipif(not FULL, reason="the long run (make reliability) only")
-@pytest.mark.xfail(
-    strict=False,
-    reason="defect in src/crosspost/adapters/linkedin.py (owned by the adapters' work): "
-    "find_existing reads only the 20 newest posts of the page (recent_limit; Threads: 25), "
-    "so a post that landed before a crash is missed once 20 more went out since, and it is "
-    "sent again; fix: page back until the posts are older than the delivery",
-)
 def test_sigkill_on_every_other_platform(tmp_path: Path, figures: Figures) -> None:
     """The same campaign, smaller, over every other registered platform that publishes
     text alone (LinkedIn, X, Facebook, Threads, …)."""
@@ -93,4 +90,21 @@ def test_sigkill_on_every_other_platform(tmp_path: Path, figures: Figures) -> No
     posts, kills = 40, 10
     outcome = run_campaign(tmp_path, seed=101, posts=posts, kills=kills, platforms=platforms)
     record(figures, outcome, "crash_other_platforms")
+    assert_kept(outcome, platforms, posts, kills)
+
+
+def test_sigkill_beside_a_surviving_daemon_on_postgresql(
+    tmp_path: Path, pg_url: str, figures: Figures
+) -> None:
+    """Two daemons share a PostgreSQL queue: one is SIGKILLed at random instants and
+    restarted, again and again; the other runs throughout and, after the last kill,
+    must finish the queue alone — taking over the leases of the killed one — with no
+    second copy anywhere and nothing lost or stuck."""
+    platforms = registered(list(CI_PLATFORMS))
+    posts, kills = scaled(24, 150), scaled(4, 25)
+    outcome = run_campaign(
+        tmp_path, seed=7, posts=posts, kills=kills, platforms=platforms,
+        database_url=pg_url, survivors=1,
+    )  # fmt: skip
+    record(figures, outcome, "crash_postgresql")
     assert_kept(outcome, platforms, posts, kills)

@@ -353,12 +353,6 @@ def test_database_and_state_folder_are_created_private(tmp_path: Path, umask: in
     assert _mode(sessions.parent) == 0o700
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in src/crosspost/store/engine.py (_ensure_sqlite_folder): mkdir(mode=0o770) "
-    "is masked by the umask, so under umask 022 the queue folder is 0750 and an editor of the "
-    "group cannot create the -wal/-shm files; fix: os.chmod(folder, 0o770) after creating it",
-)
 def test_the_queue_folder_lets_the_editors_group_write(tmp_path: Path) -> None:
     """The folder `db upgrade` creates for the SQLite file is 0770 under umask 022, so the
     editors' group can create the -wal and -shm files SQLite needs beside it."""

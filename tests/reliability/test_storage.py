@@ -94,9 +94,11 @@ def write_posts(folder: Path, count: int, *, size: int = 0, image: bytes = b"") 
         if image:
             (folder / f"bild{n}.jpg").write_bytes(image)
             media = f'[[media]]\npath = "bild{n}.jpg"\nalt = "Ein großes Bild"\n'
-        text = f"Beitrag {n} aus dem Städtedreieck. " + "ä" * size
+        text = f"Beitrag {n} ({folder.name}) aus dem Städtedreieck. " + "ä" * size
         path = folder / f"post{n}.md"
-        path.write_text(f'+++\nlink = "{SITE}/speicher/{n}"\n{media}+++\n{text}\n')
+        # the folder in the link: posts of two folders are two posts (the duplicate guard)
+        link = f"{SITE}/speicher/{n}" if folder.name == "posts" else f"{SITE}/{folder.name}/{n}"
+        path.write_text(f'+++\nlink = "{link}"\n{media}+++\n{text}\n')
         paths.append(str(path))
     return paths
 
@@ -129,14 +131,6 @@ def test_disk_full_while_enqueueing_writes_nothing_half(tmp_path: Path, figures:
     figures.merge("storage_faults", {"disk_full_enqueue": 1})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect in src/crosspost/service.py + src/crosspost/store/ (store owned by the "
-    "PostgreSQL work): `enqueue FILE…` stores each post in its own transaction, so a storage "
-    "failure part-way leaves the first posts queued while the command reports an error and "
-    "prints no id; running it again queues them twice. Fix: one transaction for the batch "
-    "(a Store.enqueue_many).",
-)
 def test_disk_full_in_a_batch_enqueues_all_or_nothing(tmp_path: Path) -> None:
     """`enqueue` of many files fails as a whole when the disk fills part-way: none of the
     posts is queued, so running it again cannot queue any twice."""

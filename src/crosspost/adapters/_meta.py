@@ -337,8 +337,8 @@ class ContainerAdapter(Adapter):
     container_poll_first = 0.5
     container_poll_max = 4.0
     container_poll_budget = 20.0
-    #: recent posts looked at when reconciling
-    recent_limit = 25
+    #: recent posts looked at when reconciling (the Graph API's largest page)
+    recent_limit = 100
     #: posts older than the delivery by more than this are never taken for it (clock skew)
     reconcile_skew = timedelta(minutes=5)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from crosspost.config import AccountBase, Settings
+    from crosspost.inbox import InteractionPage, PostRef, ReplyTarget
     from crosspost.models import AccountInfo, PostMetrics, PublishRequest, PublishResult
 
 
@@ -99,6 +101,31 @@ class Adapter(abc.ABC):
     async def followers(self) -> int | None:
         """The account's follower count, where the platform tells it."""
         return None
+
+    #: whether :meth:`interactions` fetches replies, mentions and comments (the inbox)
+    fetches_interactions: ClassVar[bool] = False
+
+    @classmethod
+    def inbox_enabled(cls, config: AccountBase) -> bool:
+        """Whether the inbox fetches this account (the platform can, and the account wants)."""
+        return cls.fetches_interactions
+
+    def interactions(
+        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
+    ) -> AsyncIterator[InteractionPage]:
+        """Replies, mentions and comments since ``cursor`` (or ``since`` on the first fetch),
+        page by page, each with the cursor to continue after it. ``posts`` are the account's
+        recently published posts (for platforms that list comments per post)."""
+        raise Rejected(
+            _("{platform}: crosspost cannot fetch interactions").format(platform=self.platform)
+        )
+
+    async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
+        """Answer an interaction on the platform, as a reply to it."""
+        raise Rejected(
+            _("{platform}: crosspost cannot reply to interactions").format(platform=self.platform),
+            sent=False,
+        )
 
     def token_expires_at(self) -> datetime | None:
         """When the credential expires, as learnt in ``open``/``verify`` (or configured)."""

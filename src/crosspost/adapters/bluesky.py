@@ -44,11 +44,11 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -74,6 +74,9 @@ from crosspost.exceptions import AuthError, PlatformError, Rejected, Transient, 
 from crosspost.i18n import _
 from crosspost.models import AccountInfo, Media, PostMetrics, PublishRequest, PublishResult
 from crosspost.observability import EventLogger
+
+if TYPE_CHECKING:
+    from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
 
 log = EventLogger("crosspost.adapters.bluesky")
 
@@ -477,6 +480,111 @@ class BlueskyAdapter(Adapter):
             return None
         return as_int(dig(answer, "followersCount"))
 
+    # -- the inbox (issue 9) -----------------------------------------------------------------
+    fetches_interactions = True
+    #: notifications that need an answer (likes, reposts and follows do not)
+    interaction_reasons = frozenset({"mention", "reply", "quote"})
+    notifications_page = 50
+
+    async def interactions(
+        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
+    ) -> AsyncIterator[InteractionPage]:
+        """Mentions, replies and quotes (``app.bsky.notification.listNotifications``).
+
+        The AppView lists the newest first; reading goes back until the cursor's
+        instant (the newest ``indexedAt`` seen), which moves only with the last page.
+        A PDS without an AppView answers that it does not support the method: the
+        account then has no inbox (``NotSupported``, logged by the job).
+        """
+        from crosspost.inbox import Fetched, InteractionKind, InteractionPage
+
+        kinds = {
+            "mention": InteractionKind.MENTION,
+            "reply": InteractionKind.REPLY,
+            "quote": InteractionKind.QUOTE,
+        }
+        seen = _iso_instant(cursor) or since
+        newest = seen
+        page_cursor: str | None = None
+        session = await self._current_session()
+        while True:
+            params = {"limit": str(self.notifications_page)}
+            if page_cursor:
+                params["cursor"] = page_cursor
+            answer = await self._xrpc(
+                "GET", "app.bsky.notification.listNotifications", params=params
+            )
+            items = dig(answer, "notifications")
+            if not isinstance(items, list):
+                raise Transient(_("listNotifications: the answer is not readable"))
+            found: list[Fetched] = []
+            older = False
+            for item in items:
+                indexed = _iso_instant(dig(item, "indexedAt"))
+                uri, cid = dig(item, "uri"), dig(item, "cid")
+                handle, reason = dig(item, "author", "handle"), dig(item, "reason")
+                if indexed is None or not isinstance(uri, str) or not isinstance(cid, str):
+                    continue
+                if indexed <= seen:
+                    older = True
+                    continue
+                newest = max(newest, indexed)
+                if (
+                    reason not in self.interaction_reasons
+                    or dig(item, "author", "did") == session.did
+                ):
+                    continue
+                record = dig(item, "record")
+                root = dig(record, "reply", "root")
+                parent = dig(record, "reply", "parent", "uri")
+                rkey = uri.rsplit("/", 1)[-1]
+                name = handle if isinstance(handle, str) else str(dig(item, "author", "did"))
+                ref = {"cid": cid}
+                if isinstance(root, dict) and isinstance(root.get("uri"), str):
+                    ref.update(root_uri=str(root["uri"]), root_cid=str(root.get("cid") or ""))
+                created = _iso_instant(dig(record, "createdAt")) or indexed
+                found.append(
+                    Fetched(
+                        remote_id=uri,
+                        kind=kinds[reason],
+                        handle=f"@{name}",
+                        text=str(dig(record, "text") or ""),
+                        url=f"{APP_URL}/profile/{quote(name, safe='')}/post/{quote(rkey, safe='')}",
+                        created_at=min(created, indexed),
+                        parent_remote_id=parent
+                        if isinstance(parent, str)
+                        else dig(item, "reasonSubject"),
+                        reply_ref=ref,
+                    )
+                )
+            page_cursor = dig(answer, "cursor")
+            last = older or not items or not isinstance(page_cursor, str) or not page_cursor
+            yield InteractionPage(found, newest.isoformat() if last else None)
+            if last:
+                return
+
+    async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
+        """A post in reply: ``reply.parent`` is the interaction, ``reply.root`` its thread."""
+        _check_text(text)
+        cid = target.reply_ref.get("cid")
+        if not cid:
+            raise Rejected(_("the interaction lacks the record's cid to reply to"), sent=False)
+        parent = {"uri": target.remote_id, "cid": cid}
+        root = parent
+        if target.reply_ref.get("root_uri") and target.reply_ref.get("root_cid"):
+            root = {"uri": target.reply_ref["root_uri"], "cid": target.reply_ref["root_cid"]}
+        record: dict[str, Any] = {
+            "$type": POST_COLLECTION,
+            "text": text,
+            "createdAt": _now_iso(),
+            "langs": [str(getattr(self.config, "language", None) or "de")],
+            "reply": {"root": root, "parent": parent},
+        }
+        found_facets = facets(text)
+        if found_facets:
+            record["facets"] = found_facets
+        return await self._create(self._tids.next(), record)
+
     async def verify(self) -> AccountInfo:
         answer = await self._xrpc("GET", "com.atproto.server.getSession")
         handle, did = dig(answer, "handle"), dig(answer, "did")
@@ -537,6 +645,16 @@ def _parse_at_uri(uri: str) -> tuple[str, str, str]:
 def _expires_soon(token: str) -> bool:
     expiry = jwt_expiry(token)
     return expiry is not None and expiry - time.time() < RENEW_MARGIN
+
+
+def _iso_instant(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _now_iso() -> str:

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from crosspost.adapters._meta import (
     DUPLICATE_POST,
@@ -40,6 +41,9 @@ from crosspost.exceptions import AuthError, Rejected, Transient, UnknownOutcome
 from crosspost.i18n import _
 from crosspost.models import AccountInfo, Media, PostMetrics, PublishRequest, PublishResult
 
+if TYPE_CHECKING:
+    from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
+
 METRIC_FIELDS = "shares,reactions.summary(total_count),comments.summary(total_count)"
 #: Facebook refuses more than this many images in one post
 MAX_IMAGES = 10
@@ -51,7 +55,7 @@ class FacebookAdapter(Adapter):
     can_reconcile = True
 
     #: the Page's posts looked at when reconciling
-    recent_limit = 25
+    recent_limit = 100  # the Graph API's largest page: a busy Page, a daemon down a while
     #: posts older than the delivery by more than this are never taken for it (clock skew)
     reconcile_skew = timedelta(minutes=5)
 
@@ -207,6 +211,60 @@ class FacebookAdapter(Adapter):
         data = await self.graph.get(f"/{self.page}", fields="followers_count")
         count = dig(data, "followers_count")
         return count if isinstance(count, int) else None
+
+    # -- the inbox (issue 9) -----------------------------------------------------------------
+    fetches_interactions = True
+
+    def interactions(
+        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
+    ) -> AsyncIterator[InteractionPage]:
+        """Comments on the Page's recent posts (``GET /{post-id}/comments``, newest first)."""
+        from crosspost.adapters._comments import comments_per_post
+
+        return comments_per_post(posts, cursor, since, self._comments)
+
+    async def _comments(self, post: PostRef, after: datetime) -> list[Fetched]:
+        from crosspost.adapters._comments import graph_comments
+        from crosspost.inbox import Fetched, InteractionKind
+
+        def parse(raw: Any) -> Fetched | None:
+            comment_id, created = dig(raw, "id"), parse_time(dig(raw, "created_time"))
+            if not isinstance(comment_id, str) or created is None:
+                return None
+            if str(dig(raw, "from", "id")) == self.config.page_id:
+                return None  # the Page's own answers
+            name = dig(raw, "from", "name")
+            url = dig(raw, "permalink_url")
+            return Fetched(
+                remote_id=comment_id,
+                kind=InteractionKind.COMMENT,
+                handle=name if isinstance(name, str) else "",
+                text=str(dig(raw, "message") or ""),
+                url=url if isinstance(url, str) else post.remote_url,
+                created_at=created,
+                parent_remote_id=post.remote_id,
+            )
+
+        return await graph_comments(
+            self.graph,
+            f"/{node(post.remote_id)}/comments",
+            {
+                "fields": "id,message,from,created_time,permalink_url",
+                "filter": "stream",
+                "order": "reverse_chronological",
+            },
+            parse,
+            after,
+            newest_first=True,
+        )
+
+    async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
+        """A comment reply as the Page (``POST /{comment-id}/comments``)."""
+        data = await self.graph.post(f"/{node(target.remote_id)}/comments", {"message": text})
+        reply_id = dig(data, "id")
+        if not isinstance(reply_id, (str, int)) or reply_id == "":
+            raise UnknownOutcome(_("POST /comments: the answer names no comment"))
+        return PublishResult(remote_id=str(reply_id), remote_url=None)
 
     async def verify(self) -> AccountInfo:
         data = await self.graph.get(f"/{self.page}", fields="id,name,link,followers_count")

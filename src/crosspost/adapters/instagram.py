@@ -17,8 +17,9 @@ publish 50 posts in a moving 24 hours (error 9/2207042 becomes RateLimited).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from crosspost.adapters._meta import ContainerAdapter, Graph, dig, insight_values, node
 from crosspost.config import InstagramAccount
@@ -26,6 +27,10 @@ from crosspost.exceptions import AuthError, Rejected, Transient
 from crosspost.i18n import _
 from crosspost.media import check_instagram_caption
 from crosspost.models import AccountInfo, PostMetrics, PublishRequest
+
+if TYPE_CHECKING:
+    from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
+    from crosspost.models import PublishResult
 
 #: views, likes, comments and shares of one post (media insights)
 METRICS = "views,likes,comments,shares"
@@ -104,6 +109,57 @@ class InstagramAdapter(ContainerAdapter):
         data = await self.graph.get(f"/{node(self.user_id)}", fields="followers_count")
         count = dig(data, "followers_count")
         return count if isinstance(count, int) else None
+
+    # -- the inbox (issue 9) -----------------------------------------------------------------
+    fetches_interactions = True
+
+    def interactions(
+        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
+    ) -> AsyncIterator[InteractionPage]:
+        """Comments on the account's recent media (``GET /{ig-media-id}/comments``)."""
+        from crosspost.adapters._comments import comments_per_post
+
+        return comments_per_post(posts, cursor, since, self._comments)
+
+    async def _comments(self, post: PostRef, after: datetime) -> list[Fetched]:
+        from crosspost.adapters._comments import graph_comments
+        from crosspost.adapters._meta import parse_time
+        from crosspost.inbox import Fetched, InteractionKind
+
+        def parse(raw: Any) -> Fetched | None:
+            comment_id, created = dig(raw, "id"), parse_time(dig(raw, "timestamp"))
+            if not isinstance(comment_id, str) or created is None:
+                return None
+            username = dig(raw, "username")
+            return Fetched(
+                remote_id=comment_id,
+                kind=InteractionKind.COMMENT,
+                handle=f"@{username}" if isinstance(username, str) else "",
+                text=str(dig(raw, "text") or ""),
+                # comments have no address of their own: the post's
+                url=post.remote_url,
+                created_at=created,
+                parent_remote_id=post.remote_id,
+            )
+
+        return await graph_comments(
+            self.graph,
+            f"/{node(post.remote_id)}/comments",
+            {"fields": "id,text,username,timestamp"},
+            parse,
+            after,
+        )
+
+    async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
+        """A reply to the comment (``POST /{ig-comment-id}/replies``)."""
+        from crosspost.exceptions import UnknownOutcome
+        from crosspost.models import PublishResult
+
+        data = await self.graph.post(f"/{node(target.remote_id)}/replies", {"message": text})
+        reply_id = dig(data, "id")
+        if not isinstance(reply_id, (str, int)) or reply_id == "":
+            raise UnknownOutcome(_("POST /replies: the answer names no comment"))
+        return PublishResult(remote_id=str(reply_id), remote_url=None)
 
     async def verify(self) -> AccountInfo:
         data = await self.graph.get(

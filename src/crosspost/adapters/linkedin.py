@@ -30,8 +30,9 @@ import asyncio
 import os
 import re
 import unicodedata
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -58,6 +59,9 @@ from crosspost.models import (
     PublishResult,
 )
 from crosspost.observability import EventLogger
+
+if TYPE_CHECKING:
+    from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
 
 RESTLI_PROTOCOL = "2.0.0"
 #: characters little text format reserves for markup (mentions, hashtags, templates)
@@ -120,8 +124,9 @@ class LinkedInAdapter(Adapter):
     idempotent_resend = False
     can_reconcile = True
 
-    #: posts looked at when reconciling
-    recent_limit = 20
+    #: posts per page read when reconciling, and the most pages read back
+    recent_limit = 50
+    reconcile_pages = 20
     #: posts older than the delivery by more than this are never taken for it (clock skew)
     reconcile_skew = timedelta(minutes=5)
 
@@ -332,15 +337,33 @@ class LinkedInAdapter(Adapter):
     # -- recovery, retraction, figures -----------------------------------------------------
 
     async def find_existing(self, request: PublishRequest) -> PublishResult | None:
-        """The post for this delivery among the page's recent ones, if it landed."""
-        posts = await self._recent_posts(self.recent_limit)
+        """The post for this delivery among the page's recent ones, if it landed.
+
+        Pages back (newest first) until the posts are older than the delivery: a
+        busy page may have published many posts since this one landed.
+        """
         wanted = normalise(request.text)
         earliest = request.created_at - self.reconcile_skew
+        for page in range(self.reconcile_pages):
+            posts = await self._recent_posts(self.recent_limit, start=page * self.recent_limit)
+            found, older = self._match(posts, request, wanted, earliest)
+            if found is not None:
+                return found
+            if older or len(posts) < self.recent_limit:
+                return None
+        return None
+
+    def _match(
+        self, posts: list[Any], request: PublishRequest, wanted: str, earliest: datetime
+    ) -> tuple[PublishResult | None, bool]:
+        """The post for the delivery on this page, and whether the page reached older posts."""
+        older = False
         for post in posts:
             if not isinstance(post, dict) or post.get("author") != self.organization:
                 continue
             created = _from_millis(post.get("createdAt"))
             if created is not None and created < earliest:
+                older = True
                 continue
             commentary = post.get("commentary")
             if not isinstance(commentary, str) or normalise(unescape_little_text(commentary)) != (
@@ -351,14 +374,15 @@ class LinkedInAdapter(Adapter):
                 continue
             urn = post.get("id")
             if isinstance(urn, str) and urn.startswith("urn:li:"):
-                return PublishResult(remote_id=urn, remote_url=post_url(urn))
-        return None
+                return PublishResult(remote_id=urn, remote_url=post_url(urn)), older
+        return None, older
 
-    async def _recent_posts(self, count: int) -> list[Any]:
-        """The page's latest posts (``q=author`` finder), newest first."""
+    async def _recent_posts(self, count: int, *, start: int = 0) -> list[Any]:
+        """The page's latest posts (``q=author`` finder), newest first, from ``start``."""
+        paging = f"&start={start}" if start else ""
         response = await self._call(
             "GET",
-            f"/rest/posts?author={_encode(self.organization)}&q=author&count={count}",
+            f"/rest/posts?author={_encode(self.organization)}&q=author&count={count}{paging}",
             headers={"X-RestLi-Method": "FINDER"},
         )
         posts = dig(json_body(response), "elements")
@@ -379,6 +403,80 @@ class LinkedInAdapter(Adapter):
             reposts=reposts,
             views=views,
         )
+
+    # -- the inbox (issue 9) -----------------------------------------------------------------
+    fetches_interactions = True
+    #: comments per request (the API's page size)
+    comments_page = 100
+
+    def interactions(
+        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
+    ) -> AsyncIterator[InteractionPage]:
+        """Comments on the organization's recent posts (``GET /rest/socialActions/{urn}/comments``).
+
+        The commenter is a member URN only (names need a profile permission crosspost
+        does not ask for): the inbox keeps no handle for LinkedIn, the comment's link
+        shows who wrote it to an editor who opens it.
+        """
+        from crosspost.adapters._comments import comments_per_post
+
+        return comments_per_post(posts, cursor, since, self._comments)
+
+    async def _comments(self, post: PostRef, after: datetime) -> list[Fetched]:
+        from crosspost.inbox import Fetched, InteractionKind
+
+        found: list[Fetched] = []
+        start = 0
+        for _page in range(10):
+            answer = json_body(
+                await self._call(
+                    "GET",
+                    f"/rest/socialActions/{_encode(post.remote_id)}/comments",
+                    params={"start": start, "count": self.comments_page},
+                )
+            )
+            elements = dig(answer, "elements")
+            if not isinstance(elements, list):
+                raise Transient(_("the list of comments is not readable"))
+            for item in elements:
+                urn, created = dig(item, "commentUrn"), _from_millis(dig(item, "created", "time"))
+                if not isinstance(urn, str) or created is None or created < after:
+                    continue
+                if dig(item, "actor") == self.organization:
+                    continue  # the organization's own answers
+                found.append(
+                    Fetched(
+                        remote_id=urn,
+                        kind=InteractionKind.COMMENT,
+                        handle="",
+                        text=str(dig(item, "message", "text") or ""),
+                        url=f"{post_url(post.remote_id)}?commentUrn={_encode(urn)}",
+                        created_at=created,
+                        parent_remote_id=post.remote_id,
+                        reply_ref={"object": post.remote_id},
+                    )
+                )
+            total = as_int(dig(answer, "paging", "total"))
+            start += len(elements)
+            if not elements or total is None or start >= total:
+                break
+        return found
+
+    async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
+        """A comment as the organization under the comment (``parentComment``)."""
+        body = {
+            "actor": self.organization,
+            "object": target.reply_ref.get("object") or target.parent_remote_id,
+            "parentComment": target.remote_id,
+            "message": {"text": text},
+        }
+        response = await self._call(
+            "POST", f"/rest/socialActions/{_encode(target.remote_id)}/comments", json=body
+        )
+        urn = response.headers.get("x-restli-id") or dig(json_body(response), "commentUrn")
+        if not isinstance(urn, str) or not urn:
+            raise UnknownOutcome(_("POST comments: the answer names no comment"))
+        return PublishResult(remote_id=urn, remote_url=None)
 
     async def _share_statistics(self, urn: str) -> tuple[int | None, int | None]:
         """Impressions and reshares; (None, None) without ``rw_organization_admin``."""

@@ -19,9 +19,10 @@ import asyncio
 import hashlib
 import re
 import unicodedata
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from crosspost.adapters._http import HttpClient, dig, header_reset_parser, json_body
@@ -30,6 +31,9 @@ from crosspost.config import MastodonAccount
 from crosspost.exceptions import AuthError, Rejected, Transient, UnknownOutcome
 from crosspost.i18n import _
 from crosspost.models import AccountInfo, Media, PostMetrics, PublishRequest, PublishResult
+
+if TYPE_CHECKING:
+    from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -54,6 +58,8 @@ class MastodonAdapter(Adapter):
     media_poll_budget = 60.0
     #: statuses looked at when reconciling (the API's maximum page)
     recent_limit = 40
+    #: the most pages of recent statuses read back when reconciling
+    reconcile_pages = 25
     #: statuses older than the delivery by more than this are never taken for it (clock skew)
     reconcile_skew = timedelta(minutes=5)
 
@@ -174,29 +180,39 @@ class MastodonAdapter(Adapter):
             wait = min(wait * 2, self.media_poll_max)
 
     async def find_existing(self, request: PublishRequest) -> PublishResult | None:
-        """The status for this delivery among the account's recent ones, if it landed."""
+        """The status for this delivery among the account's recent ones, if it landed.
+
+        Pages back (``max_id``) until the statuses are older than the delivery: a
+        busy account may have posted many statuses since this one landed.
+        """
         account_id = await self._own_account_id()
-        response = await self.http.request(
-            "GET",
-            f"/api/v1/accounts/{quote(account_id, safe='')}/statuses",
-            params={"limit": self.recent_limit, "exclude_reblogs": "true"},
-        )
-        statuses = json_body(response)
-        if not isinstance(statuses, list):
-            raise Transient(_("the list of recent statuses is not readable"))
         wanted = normalise(request.text)
         earliest = request.created_at - self.reconcile_skew
-        for status in statuses:
-            if not isinstance(status, dict):
-                continue
-            created = _parse_time(status.get("created_at"))
-            if created is not None and created < earliest:
-                continue
-            text, links = html_to_text(str(status.get("content") or ""))
-            if request.link and request.link not in links and request.link not in text:
-                continue
-            if normalise(text) == wanted or normalise(str(status.get("text") or "")) == wanted:
-                return _result(status)
+        params = {"limit": str(self.recent_limit), "exclude_reblogs": "true"}
+        for _page in range(self.reconcile_pages):
+            response = await self.http.request(
+                "GET", f"/api/v1/accounts/{quote(account_id, safe='')}/statuses", params=params
+            )
+            statuses = json_body(response)
+            if not isinstance(statuses, list):
+                raise Transient(_("the list of recent statuses is not readable"))
+            older = False
+            for status in statuses:
+                if not isinstance(status, dict):
+                    continue
+                created = _parse_time(status.get("created_at"))
+                if created is not None and created < earliest:
+                    older = True
+                    continue
+                text, links = html_to_text(str(status.get("content") or ""))
+                if request.link and request.link not in links and request.link not in text:
+                    continue
+                if normalise(text) == wanted or normalise(str(status.get("text") or "")) == wanted:
+                    return _result(status)
+            last = dig(statuses[-1], "id") if statuses else None
+            if older or len(statuses) < self.recent_limit or not isinstance(last, str | int):
+                return None
+            params = {**params, "max_id": str(last)}
         return None
 
     async def delete(self, remote_id: str) -> None:
@@ -240,6 +256,115 @@ class MastodonAdapter(Adapter):
 
     async def followers(self) -> int | None:
         return (await self.verify()).followers
+
+    # -- the inbox (issue 9) -----------------------------------------------------------------
+    fetches_interactions = True
+    #: notifications per page (the API's default; its maximum is 80)
+    notifications_page = 40
+
+    async def interactions(
+        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
+    ) -> AsyncIterator[InteractionPage]:
+        """Mentions (``GET /api/v1/notifications?types[]=mention``).
+
+        With a cursor (the newest notification id stored), ``min_id`` pages forward
+        from it, oldest page first, and every page moves the cursor: a fetch a rate
+        limit interrupts resumes where it stopped. The first fetch of an account
+        reads backwards (``max_id``) until ``since`` and sets the cursor at its end.
+        """
+        from crosspost.inbox import InteractionPage
+
+        if cursor is None:
+            newest: str | None = None
+            max_id: str | None = None
+            while True:
+                answer = await self._notifications(max_id=max_id)
+                found = [m for m in (self._mention(n) for n in answer) if m is not None]
+                ids = [str(n["id"]) for n in answer if isinstance(n.get("id"), (str, int))]
+                newest = max([*ids, *([newest] if newest else [])], key=_id_key, default=None)
+                reached = any(m.created_at < since for m in found)
+                last = reached or len(answer) < self.notifications_page or not ids
+                yield InteractionPage(
+                    [m for m in found if m.created_at >= since], newest if last else None
+                )
+                if last:
+                    return
+                max_id = min(ids, key=_id_key)
+        min_id = cursor
+        while True:
+            answer = await self._notifications(min_id=min_id)
+            found = [m for m in (self._mention(n) for n in answer) if m is not None]
+            ids = [str(n["id"]) for n in answer if isinstance(n.get("id"), (str, int))]
+            if ids:
+                min_id = max([*ids, min_id], key=_id_key)
+            yield InteractionPage(found, min_id)
+            if len(answer) < self.notifications_page or not ids:
+                return
+
+    async def _notifications(
+        self, *, min_id: str | None = None, max_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        params = [("types[]", "mention"), ("limit", str(self.notifications_page))]
+        if min_id is not None:
+            params.append(("min_id", min_id))
+        if max_id is not None:
+            params.append(("max_id", max_id))
+        response = await self.http.request("GET", "/api/v1/notifications", params=params)
+        answer = json_body(response)
+        if not isinstance(answer, list):
+            raise Transient(_("GET /api/v1/notifications: the answer is not a list"))
+        return [n for n in answer if isinstance(n, dict)]
+
+    def _mention(self, note: dict[str, Any]) -> Fetched | None:
+        """One notification as an interaction (None: not a readable mention)."""
+        from crosspost.inbox import Fetched, InteractionKind
+
+        status = dig(note, "status")
+        acct = dig(note, "account", "acct")
+        created = _parse_time(dig(status, "created_at"))
+        status_id = dig(status, "id")
+        if (
+            dig(note, "type") != "mention"
+            or not isinstance(status_id, (str, int))
+            or not isinstance(acct, str)
+            or created is None
+        ):
+            return None
+        text, _links = html_to_text(str(dig(status, "content") or ""))
+        url = dig(status, "url") or dig(status, "uri")
+        parent = dig(status, "in_reply_to_id")
+        return Fetched(
+            remote_id=str(status_id),
+            kind=InteractionKind.MENTION,
+            handle=f"@{acct}",
+            text=text,
+            url=url if isinstance(url, str) else None,
+            created_at=created,
+            parent_remote_id=str(parent) if parent is not None else None,
+            reply_ref={"visibility": str(dig(status, "visibility") or "public")},
+        )
+
+    async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
+        """A status in reply to the mention, naming its author (so they are notified)."""
+        handle = target.handle if target.handle.startswith("@") else f"@{target.handle}"
+        if handle.lower() not in text.lower():
+            text = f"{handle} {text}"
+        visibility = target.reply_ref.get("visibility") or self.config.visibility
+        response = await self.http.request(
+            "POST",
+            "/api/v1/statuses",
+            json={
+                "status": text,
+                "in_reply_to_id": target.remote_id,
+                "visibility": visibility,
+                "language": self.config.language,
+            },
+            headers={"Idempotency-Key": idempotency_header(key)},
+        )
+        result = _result(json_body(response))
+        if result is None:
+            raise UnknownOutcome(_("POST /api/v1/statuses: the answer names no status"))
+        return result
 
     async def _own_account_id(self) -> str:
         if self._account_id is None:
@@ -287,6 +412,11 @@ def _result(status: Any) -> PublishResult | None:
         return None
     url = dig(status, "url")
     return PublishResult(remote_id=str(status_id), remote_url=url if isinstance(url, str) else None)
+
+
+def _id_key(value: str) -> tuple[int, str]:
+    """Mastodon ids are numeric strings: compare by length, then text."""
+    return (len(value), value)
 
 
 def _parse_time(value: Any) -> datetime | None:

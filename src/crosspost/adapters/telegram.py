@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -43,6 +44,10 @@ from crosspost.counting import DEFAULT_LIMITS, TELEGRAM_CAPTION_LIMIT, count_tel
 from crosspost.exceptions import AuthError, PlatformError, Rejected, Transient, UnknownOutcome
 from crosspost.i18n import _
 from crosspost.models import AccountInfo, Media, PublishRequest, PublishResult
+
+if TYPE_CHECKING:
+    from crosspost.config import AccountBase
+    from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
 
 #: the word before each alt text in a caption. Published content in the post's language,
 #: deliberately not translated: enqueue and the daemon must build the same caption.
@@ -183,6 +188,124 @@ class TelegramAdapter(Adapter):
         if chat_id.startswith("-100"):  # a private channel: the link works for its members
             return f"https://t.me/c/{chat_id[4:]}/{message_id}"
         return None
+
+    # -- the inbox (issue 9) -----------------------------------------------------------------
+    # Bots cannot read a channel's comments. They arrive as messages in the channel's linked
+    # discussion group, each a reply to the automatic forward of the channel post; a bot that
+    # is a member of that group (with privacy mode off, or as its administrator) receives them
+    # through getUpdates. Only with ``fetch_comments = true``: getUpdates hands every update
+    # out once, so it suits a bot that crosspost alone uses.
+    fetches_interactions = True
+    updates_page = 100
+
+    @classmethod
+    def inbox_enabled(cls, config: AccountBase) -> bool:
+        return bool(getattr(config, "fetch_comments", False))
+
+    async def interactions(
+        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
+    ) -> AsyncIterator[InteractionPage]:
+        """Comments in the discussion group (``getUpdates``); the cursor is the last
+        update id stored, confirmed to Telegram only by the next call's ``offset``."""
+        from crosspost.inbox import InteractionPage
+
+        offset = int(cursor) + 1 if cursor and cursor.lstrip("-").isdigit() else None
+        while True:
+            body: dict[str, Any] = {
+                "limit": self.updates_page,
+                "timeout": 0,
+                "allowed_updates": ["message"],
+            }
+            if offset is not None:
+                body["offset"] = offset
+            updates = await self._call("POST", "getUpdates", json=body)
+            if not isinstance(updates, list):
+                raise Transient(_("getUpdates: the answer is not a list"))
+            ids = [u["update_id"] for u in updates if isinstance(dig(u, "update_id"), int)]
+            if not ids:
+                return
+            found = [
+                comment
+                for update in updates
+                if (comment := self._comment(dig(update, "message"), since)) is not None
+            ]
+            yield InteractionPage(found, str(max(ids)))
+            if len(updates) < self.updates_page:
+                return
+            offset = max(ids) + 1
+
+    def _comment(self, message: Any, since: datetime) -> Fetched | None:
+        """A discussion-group message answering one of the channel's posts, or None."""
+        from crosspost.inbox import Fetched, InteractionKind
+
+        chat, replied = dig(message, "chat"), dig(message, "reply_to_message")
+        if dig(chat, "type") not in ("group", "supergroup") or not isinstance(replied, dict):
+            return None
+        origin = dig(replied, "forward_origin")
+        origin_chat = dig(origin, "chat") if dig(origin, "type") == "channel" else None
+        if not replied.get("is_automatic_forward") or not self._is_channel(origin_chat):
+            return None
+        text = dig(message, "text") or dig(message, "caption")
+        message_id, chat_id, date = (
+            dig(message, "message_id"),
+            dig(chat, "id"),
+            dig(message, "date"),
+        )
+        if not isinstance(text, str) or not isinstance(message_id, int):
+            return None
+        if not isinstance(chat_id, int) or not isinstance(date, int):
+            return None
+        created = datetime.fromtimestamp(date, UTC)
+        if created < since or self._is_channel(dig(message, "sender_chat")):
+            return None
+        sender = dig(message, "from")
+        username = dig(sender, "username")
+        handle = (
+            f"@{username}" if isinstance(username, str) else str(dig(sender, "first_name") or "")
+        )
+        channel_post = dig(origin, "message_id")
+        return Fetched(
+            remote_id=f"{chat_id}/{message_id}",
+            kind=InteractionKind.COMMENT,
+            handle=handle,
+            text=text,
+            url=self._message_url(dig(chat, "username"), str(chat_id), message_id),
+            created_at=created,
+            parent_remote_id=f"{dig(origin_chat, 'id')}/{channel_post}",
+            reply_ref={"chat_id": str(chat_id), "message_id": str(message_id)},
+        )
+
+    def _is_channel(self, chat: Any) -> bool:
+        if not isinstance(chat, dict):
+            return False
+        configured = self.chat
+        if isinstance(configured, int):
+            return chat.get("id") == configured
+        username = chat.get("username")
+        return isinstance(username, str) and f"@{username}".lower() == configured.lower()
+
+    async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
+        """A message in the discussion group, as a reply to the comment."""
+        self._check_length(count_telegram(text), TEXT_LIMIT, _("text"))
+        chat_id, message_id = target.reply_ref.get("chat_id"), target.reply_ref.get("message_id")
+        if not chat_id or not message_id:
+            raise Rejected(_("the interaction lacks the chat and message to reply to"), sent=False)
+        message = await self._call(
+            "POST",
+            "sendMessage",
+            json={
+                "chat_id": int(chat_id),
+                "text": text,
+                "reply_parameters": {"message_id": int(message_id)},
+            },
+        )
+        sent_id = dig(message, "message_id")
+        if not isinstance(sent_id, int):
+            raise UnknownOutcome(_("Telegram answered without a message id"))
+        return PublishResult(
+            remote_id=f"{chat_id}/{sent_id}",
+            remote_url=self._message_url(dig(message, "chat", "username"), chat_id, sent_id),
+        )
 
     # the rest of the port
 

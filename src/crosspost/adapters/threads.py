@@ -30,10 +30,10 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crosspost.adapters._meta import ContainerAdapter, Graph, dig, insight_values, node
 from crosspost.clock import Clock, system_clock
@@ -44,6 +44,9 @@ from crosspost.i18n import _
 from crosspost.media import check_threads_links
 from crosspost.models import AccountInfo, PostMetrics, PublishRequest, PublishResult
 from crosspost.observability import EventLogger, register_secret
+
+if TYPE_CHECKING:
+    from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
 
 METRICS = "views,likes,replies,reposts,quotes"
 STATE_VERSION = 1
@@ -358,6 +361,57 @@ class ThreadsAdapter(ContainerAdapter):
         except Rejected:
             return None  # threads_manage_insights not granted
         return insight_values(data).get("followers_count")
+
+    # -- the inbox (issue 9) -----------------------------------------------------------------
+    fetches_interactions = True
+
+    def interactions(
+        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
+    ) -> AsyncIterator[InteractionPage]:
+        """Replies to the account's recent posts (``GET /{media-id}/replies``, newest first)."""
+        from crosspost.adapters._comments import comments_per_post
+
+        return comments_per_post(posts, cursor, since, self._replies)
+
+    async def _replies(self, post: PostRef, after: datetime) -> list[Fetched]:
+        from crosspost.adapters._comments import graph_comments
+        from crosspost.inbox import Fetched, InteractionKind
+
+        await self.keep_fresh()
+
+        def parse(raw: Any) -> Fetched | None:
+            reply_id, created = dig(raw, "id"), _parse(dig(raw, "timestamp"))
+            if not isinstance(reply_id, str) or created is None:
+                return None
+            username, link = dig(raw, "username"), dig(raw, "permalink")
+            return Fetched(
+                remote_id=reply_id,
+                kind=InteractionKind.REPLY,
+                handle=f"@{username}" if isinstance(username, str) else "",
+                text=str(dig(raw, "text") or ""),
+                url=link if isinstance(link, str) else post.remote_url,
+                created_at=created,
+                parent_remote_id=post.remote_id,
+            )
+
+        return await graph_comments(
+            self.graph,
+            f"/{node(post.remote_id)}/replies",
+            {"fields": "id,text,username,timestamp,permalink", "reverse": "true"},
+            parse,
+            after,
+            newest_first=True,
+        )
+
+    async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
+        """A text post in reply (``reply_to_id``): container, then ``threads_publish``."""
+        await self.keep_fresh()
+        path = f"/{node(self.user_id)}/{self.media_edge}"
+        container = await self._create(
+            path, {"media_type": "TEXT", "text": text, "reply_to_id": target.remote_id}
+        )
+        await self.wait_finished(container)
+        return await self.publish_container(container)
 
     async def verify(self) -> AccountInfo:
         await self.keep_fresh()

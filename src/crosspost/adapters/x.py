@@ -33,9 +33,10 @@ import json
 import os
 import stat
 import unicodedata
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -53,6 +54,9 @@ from crosspost.exceptions import (
 )
 from crosspost.i18n import _
 from crosspost.models import AccountInfo, Media, PostMetrics, PublishRequest, PublishResult
+
+if TYPE_CHECKING:
+    from crosspost.inbox import InteractionPage, PostRef, ReplyTarget
 
 #: X's documented bounds: 4 images per post, 5 MB per image, 1000 characters of alt text
 MAX_IMAGES = 4
@@ -476,6 +480,93 @@ class XAdapter(Adapter):
             token_expires_at=self.token_expires_at(),
             followers=_count(dig(user, "public_metrics") or {}, "followers_count"),
         )
+
+    # -- the inbox (issue 9) -----------------------------------------------------------------
+    fetches_interactions = True
+    #: mentions per page (the API allows 5 to 100)
+    mentions_page = 100
+
+    async def interactions(
+        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
+    ) -> AsyncIterator[InteractionPage]:
+        """Mentions (``GET /2/users/:id/mentions``) newer than the cursor (a post id).
+
+        X pages from the newest backwards, so the cursor moves only with the last
+        page: an interrupted fetch starts again from the old cursor (what it had
+        stored already is not stored twice).
+        """
+        from crosspost.inbox import Fetched, InteractionKind, InteractionPage
+
+        user_id = await self._own_user_id()
+        params: dict[str, str | int] = {
+            "max_results": self.mentions_page,
+            "tweet.fields": "created_at,author_id,conversation_id,referenced_tweets",
+            "expansions": "author_id",
+            "user.fields": "username",
+        }
+        if cursor:
+            params["since_id"] = cursor
+        else:
+            params["start_time"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        newest: str | None = None
+        while True:
+            response = await self._call(
+                "GET", f"/2/users/{quote(user_id, safe='')}/mentions", params=params
+            )
+            answer = json_body(response)
+            data = dig(answer, "data") or []
+            if not isinstance(data, list):
+                raise Transient(_("the list of mentions is not readable"))
+            users = {
+                u.get("id"): u.get("username")
+                for u in dig(answer, "includes", "users") or []
+                if isinstance(u, dict)
+            }
+            found: list[Fetched] = []
+            for post in data:
+                post_id, author = dig(post, "id"), dig(post, "author_id")
+                created = _parse_time(dig(post, "created_at"))
+                if not isinstance(post_id, str) or author == user_id or created is None:
+                    continue
+                if newest is None or (len(post_id), post_id) > (len(newest), newest):
+                    newest = post_id
+                username = users.get(author)
+                handle = f"@{username}" if isinstance(username, str) else str(author)
+                parent = next(
+                    (
+                        ref.get("id")
+                        for ref in dig(post, "referenced_tweets") or []
+                        if isinstance(ref, dict) and ref.get("type") == "replied_to"
+                    ),
+                    None,
+                )
+                text, _links = expand(post)
+                found.append(
+                    Fetched(
+                        remote_id=post_id,
+                        kind=InteractionKind.MENTION,
+                        handle=handle,
+                        text=text,
+                        url=f"https://x.com/{username or 'i'}/status/{post_id}",
+                        created_at=created,
+                        parent_remote_id=parent if isinstance(parent, str) else None,
+                    )
+                )
+            token = dig(answer, "meta", "next_token")
+            last = not isinstance(token, str) or not token or not data
+            yield InteractionPage(found, (newest or cursor) if last else None)
+            if last:
+                return
+            params["pagination_token"] = token
+
+    async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
+        """A post in reply to the mention (``reply.in_reply_to_tweet_id``)."""
+        body = {"text": text, "reply": {"in_reply_to_tweet_id": target.remote_id}}
+        response = await self._call("POST", "/2/tweets", json=body)
+        post_id = dig(json_body(response), "data", "id")
+        if not isinstance(post_id, str) or not post_id:
+            raise UnknownOutcome(_("POST /2/tweets: the answer names no post"))
+        return _result(post_id)
 
     async def _me(self) -> Any:
         response = await self._call("GET", "/2/users/me", params={"user.fields": "public_metrics"})

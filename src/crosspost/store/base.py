@@ -56,6 +56,41 @@ class DaemonInfo:
     in_hand: int
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery leased by :meth:`Store.claim_and_start`, with what publishing it needs.
+
+    ``attempt`` is its first attempt, written (``pending``) in the claim's own
+    transaction. None for an uncertain delivery, which must look on the platform
+    (or wait) before anything is sent, and on a platform outside ``reconcilable``
+    (where a resend is unsafe, so a crash before the request must not leave a
+    ``pending`` attempt that makes the delivery ``unknown``): those start their
+    attempt themselves, just before the request.
+    """
+
+    delivery: Delivery
+    post: StoredPost
+    attempt: Attempt | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One finished attempt and the delivery's new state, for :meth:`Store.finish_and_settle`."""
+
+    delivery: Delivery
+    state: DeliveryState
+    attempt: Attempt
+    outcome: Outcome
+    now: datetime
+    message: str | None = None
+    http_status: int | None = None
+    due_at: datetime | None = None
+    remote_id: str | None = None
+    remote_url: str | None = None
+    error: str | None = None
+    uncertain: bool | None = None
+
+
 class ChangeFeed(Protocol):
     """Pushes "the queue changed" from other processes (PostgreSQL ``LISTEN``)."""
 
@@ -95,6 +130,16 @@ class Store(Protocol):
         now: datetime,
     ) -> int:
         """Store a post and one scheduled delivery per rendered account; return its id."""
+        ...
+
+    def enqueue_many(
+        self,
+        items: Sequence[tuple[Post, Sequence[Rendered], datetime]],
+        *,
+        created_by: str,
+        now: datetime,
+    ) -> list[int]:
+        """Store several ``(post, rendered, due_at)`` in one transaction: all or none."""
         ...
 
     def get_post(self, post_id: int) -> StoredPost: ...
@@ -153,8 +198,29 @@ class Store(Protocol):
         """The earliest ``due_at`` among the given accounts' claimable deliveries."""
         ...
 
+    def claim_and_start(
+        self,
+        worker: str,
+        *,
+        now: datetime,
+        lease: timedelta,
+        capacity: Mapping[str, int],
+        reconcilable: Collection[str],
+    ) -> list[Claim]:
+        """:meth:`claim_due`, and in the same transaction each delivery's post and, where
+        :class:`Claim` says, its first attempt (as :meth:`start_attempt`)."""
+        ...
+
     def start_attempt(self, delivery: Delivery, *, now: datetime) -> Attempt | None:
         """Write the attempt row before the request; None if the lease was lost."""
+        ...
+
+    def finish_and_settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """:meth:`finish_attempt` and :meth:`settle` for each, all in one transaction.
+
+        The attempt's outcome is recorded even where the lease was lost; the
+        result says per settlement whether the delivery was still ours.
+        """
         ...
 
     def finish_attempt(

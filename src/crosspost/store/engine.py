@@ -82,6 +82,7 @@ def _ensure_sqlite_folder(url: str) -> None:
         return
     if not path.parent.exists():
         path.parent.mkdir(mode=0o770, parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o770)  # noqa: S103 - the editors group writes -wal/-shm; umask masks mkdir
     if not path.exists():
         try:
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o660)

@@ -22,7 +22,7 @@ from crosspost.models import (
     Rendered,
     StoredPost,
 )
-from crosspost.store.base import AccountState, ChangeFeed, DaemonInfo
+from crosspost.store.base import AccountState, ChangeFeed, Claim, DaemonInfo, Settlement
 
 _WAITING = (DeliveryState.SCHEDULED, DeliveryState.RETRYING)
 #: finished attempts that may have put the post on the platform (see reap_expired)
@@ -100,6 +100,19 @@ class MemoryStore:
                 )
             self._touch()
             return post_id
+
+    def enqueue_many(
+        self,
+        items: Sequence[tuple[Post, Sequence[Rendered], datetime]],
+        *,
+        created_by: str,
+        now: datetime,
+    ) -> list[int]:
+        # In memory nothing fails part-way: one enqueue after the other is all or none.
+        return [
+            self.enqueue(post, rendered, due_at=due_at, created_by=created_by, now=now)
+            for post, rendered, due_at in items
+        ]
 
     def get_post(self, post_id: int) -> StoredPost:
         with self._lock:
@@ -264,6 +277,47 @@ class MemoryStore:
             and current.worker == delivery.worker
             and current.lease_token == delivery.lease_token
         )
+
+    def claim_and_start(
+        self,
+        worker: str,
+        *,
+        now: datetime,
+        lease: timedelta,
+        capacity: Mapping[str, int],
+        reconcilable: Collection[str],
+    ) -> list[Claim]:
+        with self._lock:
+            claims = []
+            for d in self.claim_due(
+                worker, now=now, lease=lease, capacity=capacity, reconcilable=reconcilable
+            ):
+                # as SqlStore: not where a resend is unsafe, nor before an uncertain one looks
+                fresh = not d.uncertain and d.platform in reconcilable
+                attempt = self.start_attempt(d, now=now) if fresh else None
+                claims.append(Claim(self._deliveries[d.id], self._posts[d.post_id], attempt))
+            return claims
+
+    def finish_and_settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        with self._lock:
+            done = []
+            for s in settlements:
+                self.finish_attempt(
+                    s.attempt.id, s.outcome, now=s.now, http_status=s.http_status, message=s.message
+                )
+                done.append(
+                    self.settle(
+                        s.delivery,
+                        s.state,
+                        now=s.now,
+                        due_at=s.due_at,
+                        remote_id=s.remote_id,
+                        remote_url=s.remote_url,
+                        error=s.error,
+                        uncertain=s.uncertain,
+                    )
+                )
+            return done
 
     def start_attempt(self, delivery: Delivery, *, now: datetime) -> Attempt | None:
         with self._lock:

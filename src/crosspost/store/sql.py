@@ -37,6 +37,7 @@ from sqlalchemy import (
     column,
     delete,
     exists,
+    false,
     func,
     insert,
     inspect,
@@ -68,7 +69,7 @@ from crosspost.models import (
     StoredPost,
 )
 from crosspost.observability import register_secret
-from crosspost.store.base import AccountState, ChangeFeed, DaemonInfo
+from crosspost.store.base import AccountState, ChangeFeed, Claim, DaemonInfo, Settlement
 from crosspost.store.engine import (
     APPLICATION_NAME,
     CHANNEL,
@@ -157,6 +158,81 @@ def _delivery(row: RowMapping) -> Delivery:
     )
 
 
+def _starts_with_claim(delivery: Delivery, reconcilable: Collection[str]) -> bool:
+    """Whether ``claim_and_start`` writes this delivery's first attempt with the claim.
+
+    Not for an uncertain delivery (it looks on the platform, or waits, first), nor on
+    a platform where a resend is unsafe (outside ``reconcilable``): a worker dying
+    between claim and request would leave that attempt ``pending``, the reaper would
+    make the delivery ``unknown``, and there only a person can settle it. Those
+    start their attempt just before the request instead.
+    """
+    return not delivery.uncertain and delivery.platform in reconcilable
+
+
+def _settle_values(
+    state: DeliveryState,
+    now: datetime,
+    due_at: datetime | None,
+    remote_id: str | None,
+    remote_url: str | None,
+    error: str | None,
+    uncertain: bool | None,
+) -> dict[str, Any]:
+    """The columns ``settle`` writes: the new state, the lease released."""
+    values: dict[str, Any] = {
+        "state": state.value,
+        "updated_at": now,
+        "lease_until": None,
+        "worker": None,
+        "error": error,
+    }
+    if due_at is not None:
+        values["due_at"] = due_at
+    if remote_id is not None:
+        values["remote_id"] = remote_id
+        values["remote_url"] = remote_url
+    if state is DeliveryState.PUBLISHED:
+        values["published_at"] = now
+        values["uncertain"] = False
+    if uncertain is not None:
+        values["uncertain"] = uncertain
+    return values
+
+
+#: finish_and_settle's statements, built once (building costs more than running them)
+_FINISH_ATTEMPT = (
+    update(attempts)
+    .where(attempts.c.id == bindparam("b_id"))
+    .values(
+        outcome=bindparam("b_outcome"),
+        finished_at=bindparam("b_now"),
+        http_status=bindparam("b_status"),
+        message=bindparam("b_message"),
+        duration_ms=bindparam("b_ms"),
+    )
+)
+_SETTLE_STATEMENTS: dict[tuple[str, ...], Any] = {}
+
+
+def _settle_statement(columns: tuple[str, ...]) -> Any:
+    """``settle``'s UPDATE for one set of columns, fenced by worker and lease token."""
+    statement = _SETTLE_STATEMENTS.get(columns)
+    if statement is None:
+        statement = (
+            update(deliveries)
+            .where(
+                deliveries.c.id == bindparam("o_id"),
+                deliveries.c.worker == bindparam("o_worker"),
+                deliveries.c.lease_token == bindparam("o_token"),
+                deliveries.c.state == DeliveryState.PUBLISHING.value,
+            )
+            .values({c: bindparam(f"v_{c}") for c in columns})
+        )
+        _SETTLE_STATEMENTS[columns] = statement
+    return statement
+
+
 def _attempt(row: RowMapping) -> Attempt:
     return Attempt(
         id=row["id"],
@@ -198,6 +274,8 @@ class SqlStore:
             register_secret(str(self.engine.url.password))  # never in a log line
         self.db_clock = (not self.is_sqlite) if db_clock is None else db_clock
         self._marker_conn: Any = None
+        #: the SQLite claim's per-account query, by the set of reconcilable platforms
+        self._claim_queries: dict[frozenset[str], Any] = {}
 
     # -- plumbing --------------------------------------------------------------------
     def _clock(self, now: datetime) -> ColumnElement[datetime]:
@@ -320,43 +398,67 @@ class SqlStore:
         created_by: str,
         now: datetime,
     ) -> int:
+        [post_id] = self.enqueue_many([(post, rendered, due_at)], created_by=created_by, now=now)
+        return post_id
+
+    def enqueue_many(
+        self,
+        items: Sequence[tuple[Post, Sequence[Rendered], datetime]],
+        *,
+        created_by: str,
+        now: datetime,
+    ) -> list[int]:
         with self._write() as conn:
-            post_id = conn.execute(
-                insert(posts)
-                .values(
-                    title=post.title,
-                    body=post.body,
-                    link=post.link,
-                    category=post.category,
-                    publish_at=post.publish_at,
-                    ambiguous_time=post.ambiguous_time,
-                    created_at=now,
-                    created_by=created_by,
-                    source=post.source,
-                    media=[{"path": str(m.path), "alt": m.alt, "mime": m.mime} for m in post.media],
-                    variants=dict(post.variants),
-                )
-                .returning(posts.c.id)
-            ).scalar_one()
-            if not rendered:
-                return int(post_id)  # executemany with no rows would insert one empty row
-            self._notify(conn)
-            conn.execute(
-                insert(deliveries),
-                [
-                    {
-                        "post_id": post_id,
-                        "account": r.account,
-                        "platform": r.platform,
-                        "state": DeliveryState.SCHEDULED.value,
-                        "due_at": due_at,
-                        "text": r.text,
-                        "idempotency_key": uuid.uuid4().hex,
-                        "updated_at": now,
-                    }
-                    for r in rendered
-                ],
+            return [
+                self._insert_post(conn, post, rendered, due_at, created_by, now)
+                for post, rendered, due_at in items
+            ]
+
+    def _insert_post(
+        self,
+        conn: Connection,
+        post: Post,
+        rendered: Sequence[Rendered],
+        due_at: datetime,
+        created_by: str,
+        now: datetime,
+    ) -> int:
+        post_id = conn.execute(
+            insert(posts)
+            .values(
+                title=post.title,
+                body=post.body,
+                link=post.link,
+                category=post.category,
+                publish_at=post.publish_at,
+                ambiguous_time=post.ambiguous_time,
+                created_at=now,
+                created_by=created_by,
+                source=post.source,
+                media=[{"path": str(m.path), "alt": m.alt, "mime": m.mime} for m in post.media],
+                variants=dict(post.variants),
             )
+            .returning(posts.c.id)
+        ).scalar_one()
+        if not rendered:
+            return int(post_id)  # executemany with no rows would insert one empty row
+        self._notify(conn)
+        conn.execute(
+            insert(deliveries),
+            [
+                {
+                    "post_id": post_id,
+                    "account": r.account,
+                    "platform": r.platform,
+                    "state": DeliveryState.SCHEDULED.value,
+                    "due_at": due_at,
+                    "text": r.text,
+                    "idempotency_key": uuid.uuid4().hex,
+                    "updated_at": now,
+                }
+                for r in rendered
+            ],
+        )
         return int(post_id)
 
     def get_post(self, post_id: int) -> StoredPost:
@@ -502,29 +604,115 @@ class SqlStore:
         wanted = {a: n for a, n in capacity.items() if n > 0}
         if not wanted:
             return []
-        lease_values = {
+        with self._write() as conn:
+            claimed = self._lease(conn, worker, wanted, now, lease, reconcilable, start=False)
+        claimed.sort(key=lambda d: (d.due_at, d.id))
+        return claimed
+
+    def claim_and_start(
+        self,
+        worker: str,
+        *,
+        now: datetime,
+        lease: timedelta,
+        capacity: Mapping[str, int],
+        reconcilable: Collection[str],
+    ) -> list[Claim]:
+        """One transaction for the claim, the first attempts and the posts (the daemon's
+        hot path: see bench/README.md)."""
+        wanted = {a: n for a, n in capacity.items() if n > 0}
+        if not wanted:
+            return []
+        with self._write() as conn:
+            claimed = self._lease(conn, worker, wanted, now, lease, reconcilable, start=True)
+            if not claimed:
+                return []
+            fresh = [d for d in claimed if _starts_with_claim(d, reconcilable)]
+            started: dict[int, Attempt] = {}
+            if fresh:
+                rows = conn.execute(
+                    insert(attempts).returning(attempts.c.id, sort_by_parameter_order=True),
+                    [
+                        {
+                            "delivery_id": d.id,
+                            "post_id": d.post_id,
+                            "account": d.account,
+                            "number": d.attempts,
+                            "started_at": now,
+                            "outcome": Outcome.PENDING.value,
+                            "idempotency_key": d.idempotency_key,
+                            "worker": worker,
+                        }
+                        for d in fresh
+                    ],
+                ).scalars()
+                for d, attempt_id in zip(fresh, rows, strict=True):
+                    started[d.id] = Attempt(
+                        id=attempt_id,
+                        delivery_id=d.id,
+                        post_id=d.post_id,
+                        account=d.account,
+                        number=d.attempts,
+                        started_at=now,
+                        outcome=Outcome.PENDING,
+                        idempotency_key=d.idempotency_key,
+                        worker=worker,
+                    )
+            post_rows = conn.execute(
+                select(posts).where(posts.c.id.in_(sorted({d.post_id for d in claimed})))
+            ).mappings()
+            by_id = {r["id"]: _post(r) for r in post_rows}
+        claimed.sort(key=lambda d: (d.due_at, d.id))
+        return [Claim(d, by_id[d.post_id], started.get(d.id)) for d in claimed]
+
+    def _lease(
+        self,
+        conn: Connection,
+        worker: str,
+        wanted: Mapping[str, int],
+        now: datetime,
+        lease: timedelta,
+        reconcilable: Collection[str],
+        *,
+        start: bool,
+    ) -> list[Delivery]:
+        """Choose and lease the due deliveries; ``start`` also counts the attempt
+        that :meth:`claim_and_start` writes for those that are not uncertain."""
+        lease_values: dict[str, Any] = {
             "state": DeliveryState.PUBLISHING.value,
             "worker": worker,
             "lease_until": self._lease_end(now, lease),
             "lease_token": deliveries.c.lease_token + 1,
             "updated_at": now,
         }
-        with self._write() as conn:
-            if self.is_sqlite:
-                chosen: Any = self._choose_one_by_one(conn, wanted, now, reconcilable)
-                if not chosen:
-                    return []
+        if start:
+            # counts the attempt claim_and_start writes (see _starts_with_claim)
+            starts = ~deliveries.c.uncertain
+            if reconcilable:
+                starts = starts & deliveries.c.platform.in_(sorted(reconcilable))
             else:
-                chosen = self._choose_and_lock(wanted, now, reconcilable)
-            rows = conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id.in_(chosen))
-                .values(**lease_values)
-                .returning(*deliveries.c)
-            ).mappings()
-            claimed = [_delivery(r) for r in rows]
-        claimed.sort(key=lambda d: (d.due_at, d.id))
-        return claimed
+                starts = starts & false()
+            lease_values["attempts"] = case(
+                (starts, deliveries.c.attempts + 1), else_=deliveries.c.attempts
+            )
+        if self.is_sqlite:
+            chosen: Any = self._choose_one_by_one(conn, wanted, now, reconcilable)
+            if not chosen:
+                return []
+            which: ColumnElement[bool] = deliveries.c.id.in_(chosen)
+        else:
+            # ``id = ANY(ARRAY(…))``, not ``id IN (…)``: the planner cannot tell how many
+            # rows the per-account LIMITs give and would join ``IN`` by a sequential scan
+            # of the whole table; an array is looked up through the primary key.
+            picked = self._choose_and_lock(wanted, now, reconcilable).scalar_subquery()
+            which = deliveries.c.id == func.any(func.array(picked))
+        rows = conn.execute(
+            update(deliveries)
+            .where(which)
+            .values(**lease_values)
+            .returning(*deliveries.c)
+        ).mappings()
+        return [_delivery(r) for r in rows]
 
     def _choose_one_by_one(
         self,
@@ -542,21 +730,31 @@ class SqlStore:
             or_(account_state.c.paused_reason.is_not(None), account_state.c.blocked_until > now)
         )
         held_accounts = set(conn.execute(held).scalars())
-        chosen: list[int] = []
-        for account, n in wanted.items():
-            if account in held_accounts:
-                continue
+        # Built once per set of reconcilable platforms: building the statement costs
+        # more than running it (the daemon claims after every finished batch).
+        key = frozenset(reconcilable)
+        query = self._claim_queries.get(key)
+        if query is None:
             query = (
                 select(_due.c.id)
                 .where(
                     self._due_condition(reconcilable),
-                    _due.c.due_at <= now,
-                    _due.c.account == account,
+                    _due.c.due_at <= bindparam("claim_now", type_=UTCDateTime()),
+                    _due.c.account == bindparam("claim_account", type_=String()),
                 )
                 .order_by(_due.c.due_at, _due.c.id)
-                .limit(n)
+                .limit(bindparam("claim_n", type_=Integer()))
             )
-            chosen.extend(conn.execute(query).scalars())
+            self._claim_queries[key] = query
+        chosen: list[int] = []
+        for account, n in wanted.items():
+            if account in held_accounts:
+                continue
+            chosen.extend(
+                conn.execute(
+                    query, {"claim_now": now, "claim_account": account, "claim_n": n}
+                ).scalars()
+            )
         return chosen
 
     def _choose_and_lock(
@@ -680,26 +878,61 @@ class SqlStore:
         error: str | None = None,
         uncertain: bool | None = None,
     ) -> bool:
-        values: dict[str, Any] = {
-            "state": state.value,
-            "updated_at": now,
-            "lease_until": None,
-            "worker": None,
-            "error": error,
-        }
-        if due_at is not None:
-            values["due_at"] = due_at
-        if remote_id is not None:
-            values["remote_id"] = remote_id
-            values["remote_url"] = remote_url
-        if state is DeliveryState.PUBLISHED:
-            values["published_at"] = now
-            values["uncertain"] = False
-        if uncertain is not None:
-            values["uncertain"] = uncertain
+        values = _settle_values(state, now, due_at, remote_id, remote_url, error, uncertain)
         with self._write() as conn:
             result = conn.execute(update(deliveries).where(self._owned(delivery)).values(**values))
             return result.rowcount == 1
+
+    def finish_and_settle(self, settlements: Sequence[Settlement]) -> list[bool]:
+        """Three statements for the whole batch: the attempts, which deliveries are
+        still ours (locked), and their new states (one executemany per shape)."""
+        if not settlements:
+            return []
+        with self._write() as conn:
+            conn.execute(
+                _FINISH_ATTEMPT,
+                [
+                    {
+                        "b_id": s.attempt.id,
+                        "b_outcome": s.outcome.value,
+                        "b_now": s.now,
+                        "b_status": s.http_status,
+                        "b_message": s.message,
+                        "b_ms": max(0, int((s.now - s.attempt.started_at).total_seconds() * 1000)),
+                    }
+                    for s in settlements
+                ],
+            )
+            held = {
+                (row.id, row.worker, row.lease_token)
+                for row in conn.execute(
+                    select(deliveries.c.id, deliveries.c.worker, deliveries.c.lease_token)
+                    .where(
+                        deliveries.c.id.in_([s.delivery.id for s in settlements]),
+                        deliveries.c.state == DeliveryState.PUBLISHING.value,
+                    )
+                    .with_for_update()
+                )
+            }
+            done = [
+                (s.delivery.id, s.delivery.worker, s.delivery.lease_token) in held
+                for s in settlements
+            ]
+            shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for s, ours in zip(settlements, done, strict=True):
+                if not ours:
+                    continue
+                values = _settle_values(
+                    s.state, s.now, s.due_at, s.remote_id, s.remote_url, s.error, s.uncertain
+                )
+                params = {f"v_{k}": v for k, v in values.items()}
+                params.update(
+                    o_id=s.delivery.id, o_worker=s.delivery.worker, o_token=s.delivery.lease_token
+                )
+                shapes.setdefault(tuple(sorted(values)), []).append(params)
+            for columns, rows in shapes.items():
+                conn.execute(_settle_statement(columns), rows)
+            return done
 
     def save_progress(
         self, delivery: Delivery, progress: Mapping[str, str], *, now: datetime
