@@ -158,6 +158,8 @@ class Daemon:
         self.outcomes: dict[DeliveryState, int] = {}
         #: claim transactions that leased something (with settler.batches: bench/README.md)
         self.claims = 0
+        #: the instant the last claim looked for due deliveries (see _arm)
+        self._claimed_up_to: datetime | None = None
         #: a database failure that stops the daemon; ``run`` raises it after the shutdown
         self.fatal: StoreError | None = None
         #: the SQLite file's identity when the daemon started (see _check_database)
@@ -444,10 +446,11 @@ class Daemon:
             return 0
         # The claim writes each delivery's first attempt and reads its post in the
         # same transaction (one round trip instead of three per delivery).
+        self._claimed_up_to = self.clock.now()
         claimed: list[Claim] = await self.db(
             self.store.claim_and_start,
             self.worker,
-            now=self.clock.now(),
+            now=self._claimed_up_to,
             lease=timedelta(seconds=self.settings.daemon.lease_seconds),
             capacity=free,
             reconcilable=self.reconcilable,
@@ -529,6 +532,11 @@ class Daemon:
             self._remove_wake()
             return
         if due <= now:
+            if self._claimed_up_to is not None and due > self._claimed_up_to:
+                # It fell due after the last claim looked (posts due in quick
+                # succession): claim it now, not a back-off later.
+                self._kick.set()
+                return
             # Due but not claimable (account paused or rate-limited): look again shortly.
             due = now + timedelta(seconds=self.settings.daemon.poll_interval * 5)
         self._scheduler.add_job(

@@ -175,15 +175,17 @@ def test_journald_lines_and_quiet(workspace: Workspace, mastodon: MastodonFake) 
     lines = result.stderr.splitlines()
     assert lines
     assert all(re.match(r"<[0-7]>[a-z_]+( [a-z_]+=\S.*)?$", line) for line in lines), lines
-    [failed] = [line for line in lines if line.startswith("<3>failed ")]
+    failed_lines = [line for line in lines if line.startswith("<3>failed ")]
+    assert len(failed_lines) == 1, lines
+    failed = failed_lines[0]
     assert re.search(
         r" delivery=\d+ post=\d+ account=mastodon attempt=1 outcome=rejected http_status=422 ",
         failed,
     )
-    assert any(line.startswith("<6>started ") for line in lines)
+    assert any(line.startswith("<6>started ") for line in lines), lines
     assert DEFAULT_TOKEN not in result.stderr
     quiet = workspace.run("-q", "daemon", "--once", check=False)
-    assert not any(line.startswith("<6>") for line in quiet.stderr.splitlines())
+    assert not any(line.startswith("<6>") for line in quiet.stderr.splitlines()), quiet.stderr
 
 
 def test_backup_while_running_and_restore_after_stopping(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import signal
 import socket
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import update
 from tests.acceptance.conftest import SITE, Workspace
 from tests.fakes.mastodon import MastodonFake
 from tests.fakes.server import status
+
+from crosspost.store.schema import deliveries
 
 
 def test_daemon_speaks_the_systemd_notify_protocol(workspace: Workspace, tmp_path: Path) -> None:
@@ -114,15 +118,33 @@ def test_retract_deletes_the_post_everywhere(workspace: Workspace, mastodon: Mas
 def test_metrics_collect_stores_engagement_and_followers(
     workspace: Workspace, mastodon: MastodonFake
 ) -> None:
-    """`crosspost metrics collect` asks each platform for the published posts'
-    figures and the follower count, and reports per account."""
+    """`crosspost metrics collect` samples a post's figures once it is a day old (the
+    first fixed age), not before, and reports per account."""
     workspace.run("enqueue", "--text", "Gemessen.", "--link", f"{SITE}/m", "--to", "mastodon")
     assert workspace.run("daemon", "--once", check=False).returncode == 0
-    [row] = [r for r in workspace.json("metrics", "collect") if r["account"] == "mastodon"]
-    assert row["ok"] is True
-    assert row["message"].startswith("1 ")
-    status_reads = [r for r in mastodon.requests if r.method == "GET" and "/statuses/" in r.path]
-    assert len(status_reads) == 1
+
+    def status_reads() -> int:
+        return len([r for r in mastodon.requests if r.method == "GET" and "/statuses/" in r.path])
+
+    [fresh] = [r for r in workspace.json("metrics", "collect") if r["account"] == "mastodon"]
+    assert fresh["ok"] is True
+    assert fresh["message"].startswith("0 "), fresh
+    assert status_reads() == 0
+
+    store = workspace.store()  # the post went out 25 hours ago
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.account == "mastodon")
+                .values(published_at=datetime.now(UTC) - timedelta(hours=25))
+            )
+    finally:
+        store.close()
+    [aged] = [r for r in workspace.json("metrics", "collect") if r["account"] == "mastodon"]
+    assert aged["ok"] is True
+    assert aged["message"].startswith("1 "), aged
+    assert status_reads() == 1
 
 
 def test_dry_run_uses_the_limit_learnt_from_the_instance(
