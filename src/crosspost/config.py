@@ -478,9 +478,7 @@ class AlertsConfig(_Section):
     #: admin addresses; no addresses, no mail
     to: list[str] = Field(default_factory=list)
     #: which events mail; default all of ALERT_KINDS
-    events: list[AlertKind] = Field(
-        default_factory=lambda: list(ALERT_KINDS)
-    )
+    events: list[AlertKind] = Field(default_factory=lambda: list(ALERT_KINDS))
     #: "immediate": one mail per event kind and account at most every throttle_minutes;
     #: "digest": one summary a day at digest_time; "both"
     mode: Literal["immediate", "digest", "both"] = "immediate"

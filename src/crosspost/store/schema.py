@@ -209,9 +209,7 @@ daemons = Table(
 #: gave it
 posts.append_column(Column("series_id", Integer))
 posts.append_column(Column("occurrence_at", UTCDateTime()))
-posts.append_column(
-    Column("approval_required", Boolean, nullable=False, server_default=false())
-)
+posts.append_column(Column("approval_required", Boolean, nullable=False, server_default=false()))
 posts.append_column(Column("approved_by", String(128)))
 posts.append_column(Column("approved_at", UTCDateTime()))
 #: the duplicate guard's keys: SHA-256 of the link (None for the site's own address,
