@@ -25,12 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pgcluster  # bench/pgcluster.py (this folder is on sys.path when run as a script)
 
@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 CROSSPOST = str(Path(PY).with_name("crosspost"))
 SITE = "https://www.zv-staedtedreieck.de"
+T = TypeVar("T")
 TOKEN = "bench-token"  # noqa: S105 - the fake platform accepts any token
 
 
@@ -214,7 +215,7 @@ def throughput(sizes: Sizes, db_url: str | None = None) -> dict[str, Any]:
         now = datetime.now(UTC)
         fill(config, [(f"post {n}", now) for n in range(per_account)], sizes.accounts)
         cpu, started = _children_cpu(), time.perf_counter()
-        cli(env, "daemon", "--once")
+        drained = cli(env, "daemon", "--once")
         total = time.perf_counter() - started
         total_cpu = _children_cpu() - cpu
         arrivals = stats(url)
@@ -240,7 +241,18 @@ def throughput(sizes: Sizes, db_url: str | None = None) -> dict[str, Any]:
         "requests_seen": len(arrivals),
         "daemon_requests": len(arrivals) - deliveries,  # the floor sent one per delivery
         "states_after": counts,
+        # the daemon's own count of claim transactions and settlement batches
+        "daemon_stopped": _stopped_fields(drained.stderr),
     }
+
+
+def _stopped_fields(log: str) -> dict[str, int]:
+    """``claims=…`` and the like from the daemon's ``stopped`` log line."""
+    for line in reversed(log.splitlines()):
+        if " stopped " in f" {line} ":
+            fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+            return {k: int(v) for k, v in fields.items() if v.isdigit()}
+    return {}
 
 
 def lateness(sizes: Sizes) -> dict[str, Any]:
@@ -341,7 +353,9 @@ _REQUEUE = (
 )
 
 
-def _claim_cost(url: str, queued: int, accounts: int) -> tuple[float, list[str]]:
+def _claim_cost(url: str, queued: int, accounts: int) -> Generator[float, None, list[str]]:
+    """SQLite: fill, then yield the time of one claim per step (see _interleaved); return
+    the plan of the claim's per-account query."""
     from crosspost.store.migrate import upgrade
     from crosspost.store.sql import SqlStore
 
@@ -375,8 +389,7 @@ def _claim_cost(url: str, queued: int, accounts: int) -> tuple[float, list[str]]
         )
         conn.execute("ANALYZE")
     capacity = {f"m{i:02d}": 4 for i in range(accounts)}
-    times = []
-    for n in range(15):
+    for n in range(CLAIM_ROUNDS):
         started = time.perf_counter()
         store.claim_due(
             f"w{n}",
@@ -385,7 +398,7 @@ def _claim_cost(url: str, queued: int, accounts: int) -> tuple[float, list[str]]
             capacity=capacity,
             reconcilable=["mastodon"],
         )
-        times.append(time.perf_counter() - started)
+        yield time.perf_counter() - started
         with store.engine.begin() as conn:  # back to the queue: every claim sees `queued`
             conn.exec_driver_sql(_REQUEUE)
     plans = []
@@ -409,13 +422,39 @@ def _claim_cost(url: str, queued: int, accounts: int) -> tuple[float, list[str]]
         ]
         del deliveries
     store.close()
-    return statistics.median(times), plans
+    return plans
+
+
+#: timed claims per queue size, the small and the large queue's taken in turns
+CLAIM_ROUNDS = 31
+
+
+def _interleaved(small: Generator[float, None, T], large: Generator[float, None, T]) -> tuple[
+    float, float, T, T
+]:  # fmt: skip
+    """Run two claim benchmarks in turns, one claim each, so that a burst of the
+    neighbours' load hits both alike; the medians and what each returned."""
+    times: tuple[list[float], list[float]] = ([], [])
+    results: list[Any] = [None, None]
+    running = [True, True]
+    while any(running):
+        for i, bench in enumerate((small, large)):
+            if not running[i]:
+                continue
+            try:
+                times[i].append(next(bench))
+            except StopIteration as done:
+                results[i] = done.value
+                running[i] = False
+    return statistics.median(times[0]), statistics.median(times[1]), results[0], results[1]
 
 
 def queue_size(sizes: Sizes) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        small, _plan_small = _claim_cost(f"sqlite:///{tmp}/small.db", sizes.queue_small, 20)
-        large, plan_large = _claim_cost(f"sqlite:///{tmp}/large.db", sizes.queue_large, 20)
+        small, large, _plan_small, plan_large = _interleaved(
+            _claim_cost(f"sqlite:///{tmp}/small.db", sizes.queue_small, 20),
+            _claim_cost(f"sqlite:///{tmp}/large.db", sizes.queue_large, 20),
+        )
     return {
         "sqlite": {
             "small_queue": sizes.queue_small,
@@ -446,9 +485,10 @@ _PG_FILL = [
 ]
 
 
-def _pg_claim_cost(url: str, queued: int, accounts: int) -> dict[str, Any]:
-    """Median time of a claim (80 rows: 4 for each of 20 accounts) with ``queued`` due
-    deliveries, and the plan of that very statement (EXPLAIN ANALYZE, rolled back)."""
+def _pg_claim_cost(url: str, queued: int, accounts: int) -> Generator[float, None, dict[str, Any]]:
+    """PostgreSQL: fill ``queued`` due deliveries, yield the time of one claim (80 rows:
+    4 for each of 20 accounts) per step (see _interleaved); return the plan of that very
+    statement (EXPLAIN ANALYZE, rolled back) and where a claim's time goes."""
     from sqlalchemy import event
 
     from crosspost.store.migrate import upgrade
@@ -485,7 +525,7 @@ def _pg_claim_cost(url: str, queued: int, accounts: int) -> dict[str, Any]:
     event.listen(store.engine, "before_cursor_execute", timed)
     event.listen(store.engine, "after_cursor_execute", took)
     try:
-        for n in range(15):
+        for n in range(CLAIM_ROUNDS):
             steps.append({})
             began = time.perf_counter()
             claimed = store.claim_and_start(
@@ -496,6 +536,7 @@ def _pg_claim_cost(url: str, queued: int, accounts: int) -> dict[str, Any]:
                 reconcilable=["mastodon"],
             )
             times.append(time.perf_counter() - began)
+            yield times[-1]
             assert len(claimed) == min(queued, 4 * accounts), len(claimed)
             with store.engine.begin() as conn:  # back to the queue: every claim sees `queued`
                 conn.exec_driver_sql(_REQUEUE)
@@ -542,8 +583,10 @@ def _plan_verdict(plan: list[str]) -> dict[str, bool]:
 
 
 def pg_queue_size(sizes: Sizes, server: pgcluster.Server) -> dict[str, Any]:
-    small = _pg_claim_cost(server.create_database("bench_queue_small"), sizes.queue_small, 20)
-    large = _pg_claim_cost(server.create_database("bench_queue_large"), sizes.pg_queue_large, 20)
+    _small, _large, small, large = _interleaved(
+        _pg_claim_cost(server.create_database("bench_queue_small"), sizes.queue_small, 20),
+        _pg_claim_cost(server.create_database("bench_queue_large"), sizes.pg_queue_large, 20),
+    )
     return {
         "small_queue": sizes.queue_small,
         "large_queue": sizes.pg_queue_large,

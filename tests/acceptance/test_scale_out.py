@@ -34,7 +34,9 @@ from crosspost.store.sql import SqlStore
 ACCOUNTS = 10
 POSTS = 300  # x 10 accounts = 3 000 deliveries
 LEASE_S = 3
-LATENCY_S = 0.05
+#: long enough for the run to last ~15 s, so the kill lands mid-run (at 50 ms the three
+#: daemons published all 3 000 before a poll of the queue saw the first 1 000)
+LATENCY_S = 0.5
 
 
 def _parse(when: str) -> datetime:
@@ -43,7 +45,7 @@ def _parse(when: str) -> datetime:
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[list[RemoteFake]]:
-    """Ten Mastodon instances in processes of their own, answering after 50 ms.
+    """Ten Mastodon instances in processes of their own, answering after ``LATENCY_S``.
 
     Requests are not checked against the OpenAPI contract here (``--no-validate``:
     3 ms each would make the fakes the bottleneck); every other test checks them.
@@ -136,9 +138,10 @@ def _busiest_worker(ws: Workspace) -> str:
                     "GROUP BY worker ORDER BY count(*) DESC LIMIT 1"
                 )
             ).first()
+        counts = store.counts()
     finally:
         store.close()
-    assert row is not None, "no daemon holds a delivery a third of the way through"
+    assert row is not None, f"no daemon holds a delivery a third of the way through: {counts}"
     return str(row[0])
 
 

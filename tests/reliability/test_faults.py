@@ -337,7 +337,8 @@ def measure_lateness(tmp_path: Path, sickness: str) -> list[float]:
         log = tmp_path / f"{sickness}.log"
         daemon = ws.start_daemon(log=log)
         ws.wait_ready(daemon)
-        start = datetime.now(UTC) + timedelta(seconds=2)
+        # room for the enqueue itself, which a loaded machine makes slow
+        start = datetime.now(UTC) + timedelta(seconds=4)
         folder = tmp_path / f"{sickness}-posts"
         folder.mkdir()
         files = []
@@ -351,6 +352,7 @@ def measure_lateness(tmp_path: Path, sickness: str) -> list[float]:
             )
             files.append(str(path))
         ws.run("enqueue", *files)
+        enqueued = datetime.now(UTC)
         ws.wait_until(
             lambda: len(healthy.requests_to("POST /api/v1/statuses")) >= count,
             timeout=60,
@@ -362,7 +364,10 @@ def measure_lateness(tmp_path: Path, sickness: str) -> list[float]:
         lateness = []
         for request in healthy.requests_to("POST /api/v1/statuses"):
             link = request.json()["status"].rsplit("\n", 1)[-1]
-            lateness.append((request.received_at - due_at[link]).total_seconds())
+            # a post due before the enqueue returned measures the enqueue, not the daemon
+            if due_at[link] > enqueued:
+                lateness.append((request.received_at - due_at[link]).total_seconds())
+        assert len(lateness) >= count // 2, f"{sickness}: the enqueue took longer than 4 s"
         return lateness
 
 
@@ -401,8 +406,8 @@ def test_one_sick_account_does_not_delay_the_others(
         "faults.lateness_ms_max",
         {"baseline": round(max(baseline) * 1000), sickness: round(max(late) * 1000)},
     )
-    assert max(baseline) <= 1.0, baseline
-    assert max(late) <= 1.0, late
+    assert max(baseline) <= 1.0, ("baseline", baseline)
+    assert max(late) <= 1.0, (sickness, late)
     # "Within noise": is the sick run's lateness later than the baseline's by more than
     # chance explains? One-sided Mann-Whitney U test, at 0.1 %.
     p = p_later(baseline, late)

@@ -707,10 +707,7 @@ class SqlStore:
             picked = self._choose_and_lock(wanted, now, reconcilable).scalar_subquery()
             which = deliveries.c.id == func.any(func.array(picked))
         rows = conn.execute(
-            update(deliveries)
-            .where(which)
-            .values(**lease_values)
-            .returning(*deliveries.c)
+            update(deliveries).where(which).values(**lease_values).returning(*deliveries.c)
         ).mappings()
         return [_delivery(r) for r in rows]
 
