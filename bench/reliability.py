@@ -197,7 +197,7 @@ def markdown(report: dict[str, Any]) -> str:
         "Telegram with 300 posts each and 30 kills per seed (issue 4); the other platforms "
         "(seed 101); and a shared PostgreSQL queue where a second daemon runs throughout and "
         "finishes alone after the last kill (seed 7). What each figure means: "
-        "`bench/README.md`.",
+        "`docs/reliability.md`.",
         "",
         "## Other measurements",
         "",

@@ -15,16 +15,24 @@ import pytest
 
 from crosspost.observability import setup_logging
 
+LOGGERS = ("crosspost", "apscheduler", "httpx", "httpcore", "alembic")
+
 
 @pytest.fixture
 def output() -> Iterator[io.StringIO]:
+    saved = {
+        name: (list(logger.handlers), logger.propagate, logger.level)
+        for name in LOGGERS
+        for logger in [logging.getLogger(name)]
+    }
     stream = io.StringIO()
     setup_logging(0, stream)
     yield stream
-    for name in ("crosspost", "apscheduler", "httpx", "httpcore", "alembic"):
+    for name, (handlers, propagate, level) in saved.items():
         logger = logging.getLogger(name)
-        logger.handlers[:] = []
-        logger.propagate = True
+        logger.handlers[:] = handlers
+        logger.propagate = propagate
+        logger.setLevel(level)
 
 
 def fail_with(error: BaseException) -> None:
