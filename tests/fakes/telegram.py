@@ -69,9 +69,8 @@ def telegram_spec() -> dict[str, Any]:
     global _spec
     with _spec_lock:
         if _spec is None:
-            path = spec_path(SPEC_NAME)
-            if path is None:
-                raise FileNotFoundError(f"{SPEC_NAME} not found; see tests.fakes.server.SPECS_DIR")
+            # Outside the workplace the contract is absent: the test using the fake skips.
+            path = skip_without_spec(SPEC_NAME)
             _spec = json.loads(path.read_text(encoding="utf-8"))
         return _spec
 

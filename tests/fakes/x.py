@@ -92,9 +92,8 @@ def x_spec() -> OpenAPI:
         if _spec is None:
             from openapi_core import Config, OpenAPI
 
-            path = spec_path(SPEC_NAME)
-            if path is None:
-                raise FileNotFoundError(f"{SPEC_NAME} not found; see tests.fakes.server.SPECS_DIR")
+            # Outside the workplace the contract is absent: the test using the fake skips.
+            path = skip_without_spec(SPEC_NAME)
             data = json.loads(path.read_text(encoding="utf-8"))
             _patch_spec(data)
             config = Config(
