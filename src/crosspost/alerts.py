@@ -32,7 +32,7 @@ from crosspost.config import MailSettings, Settings
 from crosspost.exceptions import CrosspostError
 from crosspost.i18n import _, ngettext
 from crosspost.observability import EventLogger, scrub
-from crosspost.store.operations import NewEvent, OperationsStore, StoredEvent
+from crosspost.store.operations import DeliveryRow, NewEvent, OperationsStore, StoredEvent
 from crosspost.store.sql import SqlStore
 
 log = EventLogger("crosspost.alerts")
@@ -83,6 +83,20 @@ def advice(kind: str) -> str:
         ),
     }
     return texts.get(kind, "")
+
+
+def _delivery_event(kind: str, row: DeliveryRow) -> NewEvent:
+    """The event of a delivery that failed, or whose outcome is unknown (one per attempt)."""
+    return NewEvent(
+        kind=kind,
+        account=row.account,
+        ref=f"{row.id}:{row.attempts}",
+        delivery_id=row.id,
+        post_id=row.post_id,
+        detail=_('post {post} "{title}": {error}').format(
+            post=row.post_id, title=row.title, error=row.error or "-"
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,35 +151,13 @@ class Alerts:
                 timedelta(days=1), timedelta(minutes=self.config.throttle_minutes)
             )
             for row in self.ops.failed_since(since):
-                events.append(
-                    NewEvent(
-                        kind="failed",
-                        account=row.account,
-                        ref=f"{row.id}:{row.attempts}",
-                        delivery_id=row.id,
-                        post_id=row.post_id,
-                        detail=_('post {post} "{title}": {error}').format(
-                            post=row.post_id, title=row.title, error=row.error or "-"
-                        ),
-                    )
-                )
+                events.append(_delivery_event("failed", row))
             self._failed_since = now - SCAN_OVERLAP
         if "unknown" in kinds:
             for row in self.ops.unknown():
                 if row.updated_at > now - UNKNOWN_GRACE:
                     continue
-                events.append(
-                    NewEvent(
-                        kind="unknown",
-                        account=row.account,
-                        ref=f"{row.id}:{row.attempts}",
-                        delivery_id=row.id,
-                        post_id=row.post_id,
-                        detail=_('post {post} "{title}": {error}').format(
-                            post=row.post_id, title=row.title, error=row.error or "-"
-                        ),
-                    )
-                )
+                events.append(_delivery_event("unknown", row))
         states = self.store.account_states() if kinds & {"paused", "token_expiry", "late"} else {}
         enabled = self.settings.enabled_accounts()
         paused = {

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from crosspost.inbox import Fetched, InteractionPage, PostRef
+from crosspost.inbox import Fetched, InteractionKind, InteractionPage, PostRef
 
 #: the comments of one post newer than ``after`` (None: since the inbox's ``since``)
 CommentLister = Callable[[PostRef, datetime], Awaitable[list[Fetched]]]
@@ -63,6 +63,33 @@ async def comments_per_post(
         newest = max((c.created_at for c in found), default=after)
         seen[post.remote_id] = newest.astimezone(UTC).isoformat()
         yield InteractionPage(found, json.dumps(seen, sort_keys=True))
+
+
+def graph_comment(
+    post: PostRef,
+    remote_id: Any,
+    created: datetime | None,
+    *,
+    kind: InteractionKind,
+    handle: str,
+    text: Any,
+    url: Any,
+) -> Fetched | None:
+    """A Graph comment on ``post`` as fetched, or None where its id or time is unreadable.
+
+    ``url``: the comment's own address, else (not a string) the post's.
+    """
+    if not isinstance(remote_id, str) or created is None:
+        return None
+    return Fetched(
+        remote_id=remote_id,
+        kind=kind,
+        handle=handle,
+        text=str(text or ""),
+        url=url if isinstance(url, str) else post.remote_url,
+        created_at=created,
+        parent_remote_id=post.remote_id,
+    )
 
 
 #: pages of comments read per post and fetch at most (100 each)

@@ -224,25 +224,21 @@ class FacebookAdapter(Adapter):
         return comments_per_post(posts, cursor, since, self._comments)
 
     async def _comments(self, post: PostRef, after: datetime) -> list[Fetched]:
-        from crosspost.adapters._comments import graph_comments
-        from crosspost.inbox import Fetched, InteractionKind
+        from crosspost.adapters._comments import graph_comment, graph_comments
+        from crosspost.inbox import InteractionKind
 
         def parse(raw: Any) -> Fetched | None:
-            comment_id, created = dig(raw, "id"), parse_time(dig(raw, "created_time"))
-            if not isinstance(comment_id, str) or created is None:
-                return None
             if str(dig(raw, "from", "id")) == self.config.page_id:
                 return None  # the Page's own answers
             name = dig(raw, "from", "name")
-            url = dig(raw, "permalink_url")
-            return Fetched(
-                remote_id=comment_id,
+            return graph_comment(
+                post,
+                dig(raw, "id"),
+                parse_time(dig(raw, "created_time")),
                 kind=InteractionKind.COMMENT,
                 handle=name if isinstance(name, str) else "",
-                text=str(dig(raw, "message") or ""),
-                url=url if isinstance(url, str) else post.remote_url,
-                created_at=created,
-                parent_remote_id=post.remote_id,
+                text=dig(raw, "message"),
+                url=dig(raw, "permalink_url"),
             )
 
         return await graph_comments(

@@ -122,24 +122,20 @@ class InstagramAdapter(ContainerAdapter):
         return comments_per_post(posts, cursor, since, self._comments)
 
     async def _comments(self, post: PostRef, after: datetime) -> list[Fetched]:
-        from crosspost.adapters._comments import graph_comments
+        from crosspost.adapters._comments import graph_comment, graph_comments
         from crosspost.adapters._meta import parse_time
-        from crosspost.inbox import Fetched, InteractionKind
+        from crosspost.inbox import InteractionKind
 
         def parse(raw: Any) -> Fetched | None:
-            comment_id, created = dig(raw, "id"), parse_time(dig(raw, "timestamp"))
-            if not isinstance(comment_id, str) or created is None:
-                return None
             username = dig(raw, "username")
-            return Fetched(
-                remote_id=comment_id,
+            return graph_comment(
+                post,
+                dig(raw, "id"),
+                parse_time(dig(raw, "timestamp")),
                 kind=InteractionKind.COMMENT,
                 handle=f"@{username}" if isinstance(username, str) else "",
-                text=str(dig(raw, "text") or ""),
-                # comments have no address of their own: the post's
-                url=post.remote_url,
-                created_at=created,
-                parent_remote_id=post.remote_id,
+                text=dig(raw, "text"),
+                url=None,  # comments have no address of their own: the post's
             )
 
         return await graph_comments(

@@ -374,24 +374,21 @@ class ThreadsAdapter(ContainerAdapter):
         return comments_per_post(posts, cursor, since, self._replies)
 
     async def _replies(self, post: PostRef, after: datetime) -> list[Fetched]:
-        from crosspost.adapters._comments import graph_comments
-        from crosspost.inbox import Fetched, InteractionKind
+        from crosspost.adapters._comments import graph_comment, graph_comments
+        from crosspost.inbox import InteractionKind
 
         await self.keep_fresh()
 
         def parse(raw: Any) -> Fetched | None:
-            reply_id, created = dig(raw, "id"), _parse(dig(raw, "timestamp"))
-            if not isinstance(reply_id, str) or created is None:
-                return None
-            username, link = dig(raw, "username"), dig(raw, "permalink")
-            return Fetched(
-                remote_id=reply_id,
+            username = dig(raw, "username")
+            return graph_comment(
+                post,
+                dig(raw, "id"),
+                _parse(dig(raw, "timestamp")),
                 kind=InteractionKind.REPLY,
                 handle=f"@{username}" if isinstance(username, str) else "",
-                text=str(dig(raw, "text") or ""),
-                url=link if isinstance(link, str) else post.remote_url,
-                created_at=created,
-                parent_remote_id=post.remote_id,
+                text=dig(raw, "text"),
+                url=dig(raw, "permalink"),
             )
 
         return await graph_comments(

@@ -9,8 +9,8 @@ the response times without any personal data, for the yearly report.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from crosspost.exceptions import NotFound, StoreError
+from crosspost.exceptions import NotFound
 from crosspost.i18n import _
 from crosspost.inbox import (
     Interaction,
@@ -40,6 +40,7 @@ from crosspost.inbox import (
     percentile,
 )
 from crosspost.models import DeliveryState, PublishResult
+from crosspost.store._sql import describe, read_transaction, write_transaction
 from crosspost.store.schema import deliveries, inbox_cursors, inbox_responses, interactions, posts
 
 #: an interaction's remote id is stored up to this length (platform ids are far shorter)
@@ -96,29 +97,13 @@ class SqlInbox:
 
     # -- plumbing -------------------------------------------------------------------------
     def _describe(self, exc: DBAPIError) -> str:
-        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-        url = self.engine.url.render_as_string(hide_password=True)
-        return _("database {url}: {reason}").format(url=url, reason=reason)
+        return describe(self.engine, exc)
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except IntegrityError:
-            raise
-        except DBAPIError as exc:
-            raise StoreError(self._describe(exc)) from exc
+    def _write(self) -> AbstractContextManager[Connection]:
+        return write_transaction(self.engine, self._describe, passing=(IntegrityError,))
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as raw:
-                conn = raw.execution_options(crosspost_readonly=True)
-                with conn.begin():
-                    yield conn
-        except DBAPIError as exc:
-            raise StoreError(self._describe(exc)) from exc
+    def _read(self) -> AbstractContextManager[Connection]:
+        return read_transaction(self.engine, self._describe)
 
     def _select(self) -> Any:
         return select(

@@ -15,10 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from crosspost.models import DeliveryState, Outcome, PostMetrics
+from crosspost.store._sql import dialect_insert
 from crosspost.store.schema import (
     account_metrics,
     attempts,
@@ -123,7 +122,7 @@ class EvaluationStore:
         self.store = store
 
     def _insert(self, table: Any) -> Any:
-        return sqlite_insert(table) if self.store.is_sqlite else pg_insert(table)
+        return dialect_insert(self.store.is_sqlite, table)
 
     # -- collection ------------------------------------------------------------------------
     def published_between(

@@ -9,19 +9,18 @@ settings (SQLite busy timeout, ``BEGIN IMMEDIATE``) apply.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from crosspost.exceptions import StoreError
 from crosspost.models import DeliveryState
+from crosspost.store._sql import dialect_insert
 from crosspost.store.schema import (
     account_state,
     alert_events,
@@ -95,23 +94,11 @@ class OperationsStore:
         self.engine = store.engine
         self.is_sqlite = store.is_sqlite
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreError(self.store._describe(exc)) from exc
+    def _write(self) -> AbstractContextManager[Connection]:
+        return self.store._write()
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as raw:
-                conn = raw.execution_options(crosspost_readonly=True)
-                with conn.begin():
-                    yield conn
-        except DBAPIError as exc:
-            raise StoreError(self.store._describe(exc)) from exc
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self.store._read()
 
     # -- deliveries the alerts and checks look at ---------------------------------------
     def _deliveries(
@@ -283,10 +270,9 @@ class OperationsStore:
             }
             for e in events
         ]
-        maker = sqlite_insert if self.is_sqlite else pg_insert
         # RETURNING counts what was new on both databases (rowcount does not on psycopg).
         statement = (
-            maker(alert_events)
+            dialect_insert(self.is_sqlite, alert_events)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["kind", "account", "ref"])
             .returning(alert_events.c.id)

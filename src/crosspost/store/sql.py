@@ -17,8 +17,8 @@ databases differ:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,6 @@ from sqlalchemy import (
     update,
     values,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -69,6 +67,13 @@ from crosspost.models import (
     StoredPost,
 )
 from crosspost.observability import register_secret
+from crosspost.store._sql import (
+    describe,
+    dialect_insert,
+    post_columns,
+    read_transaction,
+    write_transaction,
+)
 from crosspost.store.base import AccountState, ChangeFeed, Claim, DaemonInfo, Settlement
 from crosspost.store.engine import (
     APPLICATION_NAME,
@@ -294,27 +299,14 @@ class SqlStore:
         if not self.is_sqlite:
             conn.execute(select(func.pg_notify(CHANNEL, "")))
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except DBAPIError as exc:
-            raise StoreError(self._describe(exc)) from exc
+    def _write(self) -> AbstractContextManager[Connection]:
+        return write_transaction(self.engine, self._describe)
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        try:
-            with self.engine.connect() as raw:
-                conn = raw.execution_options(crosspost_readonly=True)
-                with conn.begin():
-                    yield conn
-        except DBAPIError as exc:
-            raise StoreError(self._describe(exc)) from exc
+    def _read(self) -> AbstractContextManager[Connection]:
+        return read_transaction(self.engine, self._describe)
 
     def _describe(self, exc: SQLAlchemyError) -> str:
-        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-        return _("database {url}: {reason}").format(url=self.safe_url, reason=reason)
+        return describe(self.engine, exc)
 
     @property
     def safe_url(self) -> str:
@@ -425,19 +417,7 @@ class SqlStore:
     ) -> int:
         post_id = conn.execute(
             insert(posts)
-            .values(
-                title=post.title,
-                body=post.body,
-                link=post.link,
-                category=post.category,
-                publish_at=post.publish_at,
-                ambiguous_time=post.ambiguous_time,
-                created_at=now,
-                created_by=created_by,
-                source=post.source,
-                media=[{"path": str(m.path), "alt": m.alt, "mime": m.mime} for m in post.media],
-                variants=dict(post.variants),
-            )
+            .values(**post_columns(post), created_at=now, created_by=created_by, source=post.source)
             .returning(posts.c.id)
         ).scalar_one()
         if not rendered:
@@ -1136,8 +1116,9 @@ class SqlStore:
         proposed row (``excluded``) and returns fields that combine it with the
         stored one.
         """
-        make_insert = sqlite_insert if self.is_sqlite else pg_insert
-        stmt = make_insert(account_state).values(account=account, updated_at=now, **values)
+        stmt = dialect_insert(self.is_sqlite, account_state).values(
+            account=account, updated_at=now, **values
+        )
         changes = {"updated_at": now, **values}
         if merge is not None:
             changes.update(merge(stmt.excluded))

@@ -32,6 +32,7 @@ from crosspost.exceptions import NotFound, PostRejected, Refused
 from crosspost.i18n import _, ngettext
 from crosspost.models import DeliveryState, Media, Post, Rendered
 from crosspost.recurrence import Recurrence
+from crosspost.store._sql import media_json, post_columns
 from crosspost.store.audit import AuditEntry, read_audit, write_audit
 from crosspost.store.schema import audit_log, deliveries, posts, series
 from crosspost.store.sql import SqlStore
@@ -117,10 +118,6 @@ class Approval:
     dues: dict[int, datetime] = field(default_factory=dict)
 
 
-def _media_json(post: Post) -> list[dict[str, str]]:
-    return [{"path": str(m.path), "alt": m.alt, "mime": m.mime} for m in post.media]
-
-
 class SqlWorkflow:
     """The workflow's reads and writes, on the tables of a :class:`SqlStore`."""
 
@@ -200,17 +197,10 @@ class SqlWorkflow:
         post_id = conn.execute(
             insert(posts)
             .values(
-                title=post.title,
-                body=post.body,
-                link=post.link,
-                category=post.category,
-                publish_at=post.publish_at,
-                ambiguous_time=post.ambiguous_time,
+                **post_columns(post),
                 created_at=now,
                 created_by=actor,
                 source=post.source,
-                media=_media_json(post),
-                variants=dict(post.variants),
                 series_id=series_id,
                 occurrence_at=occurrence_at,
                 approval_required=approval_required,
@@ -380,7 +370,7 @@ class SqlWorkflow:
                         link=post.link,
                         dedup_link=dedup.link if dedup else post.link,
                         category=post.category,
-                        media=_media_json(post),
+                        media=media_json(post),
                         variants=dict(post.variants),
                         rendered=[
                             {"account": r.account, "platform": r.platform, "text": r.text}
@@ -932,16 +922,7 @@ class SqlWorkflow:
                 )  # fmt: skip
                 if found and not force:
                     raise PostRejected(describe_duplicates(post, found, dedup.zone))
-            new_values = {
-                "title": post.title,
-                "body": post.body,
-                "link": post.link,
-                "category": post.category,
-                "publish_at": post.publish_at,
-                "ambiguous_time": post.ambiguous_time,
-                "media": _media_json(post),
-                "variants": dict(post.variants),
-            }
+            new_values = post_columns(post)
             same_minute = (
                 old["publish_at"] is not None
                 and post.publish_at is not None
