@@ -8,12 +8,8 @@ where no PostgreSQL is to be had)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +17,16 @@ from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, select
+from tests.commandline import CROSSPOST, CommandLine
 from tests.fakes.mastodon import DEFAULT_TOKEN, MastodonFake
 
 from crosspost.store.sql import SqlStore, sqlite_path
 
-CROSSPOST = str(Path(sys.executable).with_name("crosspost"))
 SITE = "https://www.zv-staedtedreieck.de"
 
 
 @dataclass
-class Workspace:
+class Workspace(CommandLine):
     """A folder with a config, a database and the environment to run crosspost in."""
 
     root: Path
@@ -70,28 +66,6 @@ class Workspace:
             store.close()
         return digest.hexdigest()
 
-    def run(
-        self, *args: str, check: bool = True, timeout: float = 60
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [CROSSPOST, *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"crosspost {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args, "--json").stdout)
-
     def start_daemon(self, *extra: str) -> subprocess.Popen[str]:
         """``crosspost daemon`` in the background, logging to a file (:meth:`output`)."""
         log = self.root / f"daemon-{len(self.processes) + 1}.log"
@@ -112,29 +86,8 @@ class Workspace:
         """What a daemon started here has logged so far."""
         return self.logs[process.pid].read_text(errors="replace")
 
-    def wait_until(self, predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
-        """Poll ``predicate`` (bounded), failing the test with ``what`` on timeout."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(0.05)
-
-    def wait_ready(self, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
-        """A daemon is ready once it has written its heartbeat with its pid."""
-
-        def ready() -> bool:
-            assert process.poll() is None, f"daemon exited early: {self.output(process)}"
-            daemons = self.json("status")["daemons"]
-            return any(d["pid"] == process.pid for d in daemons)
-
-        self.wait_until(ready, timeout, "the daemon to start")
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                process.wait(timeout=10)
+    def early_exit(self, process: subprocess.Popen[str]) -> str:
+        return f"daemon exited early: {self.output(process)}"
 
 
 def write_config(root: Path, mastodon_url: str, database_url: str) -> None:

@@ -25,17 +25,16 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.commandline import CROSSPOST, CommandLine
 
 from crosspost import i18n
 
-CROSSPOST = str(Path(sys.executable).with_name("crosspost"))
 SITE = "https://www.zv-staedtedreieck.de"
 
 FULL = os.environ.get("CROSSPOST_RELIABILITY", "").lower() == "full"
@@ -314,7 +313,7 @@ def copy_world(world: Path, target: Path) -> Path:
 
 # -- installations ----------------------------------------------------------------------------
 @dataclass
-class Workspace:
+class Workspace(CommandLine):
     """A folder with a config, a SQLite database and the environment to run crosspost in."""
 
     root: Path
@@ -324,33 +323,6 @@ class Workspace:
     @property
     def db(self) -> Path:
         return self.root / "crosspost.db"
-
-    def run(
-        self,
-        *args: str,
-        check: bool = True,
-        timeout: float = 60,
-        preexec_fn: Callable[[], None] | None = None,
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [CROSSPOST, *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            preexec_fn=preexec_fn,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"crosspost {' '.join(args)} exited {result.returncode}:\n"
-                f"{result.stdout}\n{result.stderr}"
-            )
-        return result
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.run(*args, "--json").stdout)
 
     def start_daemon(
         self,
@@ -375,29 +347,6 @@ class Workspace:
             output.close()
         self.processes.append(process)
         return process
-
-    def wait_until(self, predicate: Any, timeout: float = 30.0, what: str = "condition") -> None:
-        """Poll ``predicate`` (bounded), failing the test with ``what`` on timeout."""
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-            time.sleep(0.05)
-
-    def wait_ready(self, process: subprocess.Popen[str], timeout: float = 30.0) -> None:
-        """A daemon is ready once it has written its heartbeat with its pid."""
-
-        def ready() -> bool:
-            assert process.poll() is None, f"the daemon exited early ({process.returncode})"
-            return any(d["pid"] == process.pid for d in self.json("status")["daemons"])
-
-        self.wait_until(ready, timeout, "the daemon to start")
-
-    def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
 
 
 # -- platforms and configurations -------------------------------------------------------------
