@@ -53,7 +53,7 @@ def status_check(app: App, as_json: bool) -> NoReturn:
 @pass_app
 def backup(app: App, file: Path, force: bool, as_json: bool) -> None:
     """Copy the database to FILE, consistently, while the daemon runs."""
-    from crosspost.backup import backup as run_backup
+    from crosspost.store.backup import backup as run_backup
 
     with _errors(app):
         result = run_backup(app.store(), file, force=force)
@@ -82,9 +82,9 @@ def restore(app: App, file: Path, yes: bool) -> None:
     """Replace the whole database with the backup FILE (every daemon must be stopped)."""
     from datetime import timedelta
 
-    from crosspost.backup import restore as run_restore
     from crosspost.clock import system_clock
     from crosspost.exceptions import InputError
+    from crosspost.store.backup import restore as run_restore
 
     with _errors(app):
         settings = app.settings

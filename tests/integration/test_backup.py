@@ -1,4 +1,4 @@
-"""``db backup`` / ``db restore`` (crosspost.backup) and retention (``db prune``) on real
+"""``db backup`` / ``db restore`` (crosspost.store.backup) and retention (``db prune``) on real
 databases: SQLite through the online backup API while writers go on, PostgreSQL
 through pg_dump/pg_restore; restore refuses newer schemas, foreign files and running
 daemons, and migrates older ones."""
@@ -14,9 +14,9 @@ import pytest
 from alembic import command
 from tests.contract.test_store import NOW, claim, enqueue, make_post, only, rendered
 
-from crosspost.backup import BackupError, backup, restore, sqlite_revision
 from crosspost.exceptions import InputError
 from crosspost.models import DeliveryState
+from crosspost.store.backup import BackupError, backup, restore, sqlite_revision
 from crosspost.store.base import DaemonInfo
 from crosspost.store.migrate import alembic_config
 from crosspost.store.operations import OperationsStore
@@ -191,7 +191,7 @@ def test_pg_restore_refuses_a_newer_schema(pg_url: str, tmp_path: Path) -> None:
         with store.engine.begin() as conn:
             conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
         target = tmp_path / "newer.dump"
-        from crosspost.backup import _pg_dump
+        from crosspost.store.backup import _pg_dump
 
         _pg_dump(store, target)
         with store.engine.begin() as conn:
