@@ -355,7 +355,9 @@ _REQUEUE = (
 
 def _claim_cost(url: str, queued: int, accounts: int) -> Generator[float, None, list[str]]:
     """SQLite: fill, then yield the time of one claim per step (see _interleaved); return
-    the plan of the claim's per-account query."""
+    the plan of the claim's statement (the one the store really ran)."""
+    from sqlalchemy import event
+
     from crosspost.store.migrate import upgrade
     from crosspost.store.sql import SqlStore
 
@@ -363,7 +365,7 @@ def _claim_cost(url: str, queued: int, accounts: int) -> Generator[float, None, 
     upgrade(store.engine)
     now = datetime.now(UTC)
     with sqlite3.connect(url.split("///", 1)[1]) as conn:
-        stamp = now.replace(tzinfo=None).isoformat(sep=" ")
+        stamp = now.replace(tzinfo=None).isoformat(" ", "microseconds")
         conn.executemany(
             "INSERT INTO posts (id, title, body, link, created_at, created_by, media, variants)"
             " VALUES (?, 'b', 'b', 'x', ?, 'bench', '[]', '{}')",
@@ -375,10 +377,12 @@ def _claim_cost(url: str, queued: int, accounts: int) -> Generator[float, None, 
                 f"m{i % accounts:02d}",
                 "mastodon",
                 "scheduled",
-                (now - timedelta(seconds=queued - i)).replace(tzinfo=None).isoformat(sep=" "),
+                (now - timedelta(seconds=queued - i))
+                .replace(tzinfo=None)
+                .isoformat(" ", "microseconds"),
                 "t",
                 f"k{i}",
-                now.replace(tzinfo=None).isoformat(sep=" "),
+                now.replace(tzinfo=None).isoformat(" ", "microseconds"),
             )
             for i in range(queued)
         )
@@ -389,38 +393,34 @@ def _claim_cost(url: str, queued: int, accounts: int) -> Generator[float, None, 
         )
         conn.execute("ANALYZE")
     capacity = {f"m{i:02d}": 4 for i in range(accounts)}
-    for n in range(CLAIM_ROUNDS):
-        started = time.perf_counter()
-        store.claim_due(
-            f"w{n}",
-            now=now,
-            lease=timedelta(seconds=60),
-            capacity=capacity,
-            reconcilable=["mastodon"],
-        )
-        yield time.perf_counter() - started
-        with store.engine.begin() as conn:  # back to the queue: every claim sees `queued`
-            conn.exec_driver_sql(_REQUEUE)
-    plans = []
-    with store.engine.connect() as conn:
-        from sqlalchemy import select
+    statements: list[tuple[str, Any]] = []
 
-        from crosspost.store.sql import _due, deliveries  # type: ignore[attr-defined]
+    def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        if statement.startswith("UPDATE deliveries") and "ix_deliveries_due" in statement:
+            statements.append((statement, params))  # the claim's UPDATE (crosspost.store._hot)
 
-        query = (
-            select(_due.c.id)
-            .where(
-                store._due_condition(["mastodon"]), _due.c.due_at <= now, _due.c.account == "m00"
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        for n in range(CLAIM_ROUNDS):
+            started = time.perf_counter()
+            store.claim_and_start(
+                f"w{n}",
+                now=now,
+                lease=timedelta(seconds=60),
+                capacity=capacity,
+                reconcilable=["mastodon"],
             )
-            .order_by(_due.c.due_at)
-            .limit(4)
-        )
-        compiled = query.compile(store.engine, compile_kwargs={"literal_binds": True})
+            yield time.perf_counter() - started
+            with store.engine.begin() as conn:  # back to the queue: every claim sees `queued`
+                conn.exec_driver_sql(_REQUEUE)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    statement, params = statements[-1]
+    with store.engine.connect() as conn:
         plans = [
             " ".join(str(c) for c in r)
-            for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}")
+            for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
         ]
-        del deliveries
     store.close()
     return plans
 
@@ -690,8 +690,11 @@ def scale_out(sizes: Sizes, server: pgcluster.Server) -> dict[str, Any]:
     }
 
 
-def postgresql(sizes: Sizes, url: str | None, *, durable: bool = True) -> dict[str, Any]:
-    """Every PostgreSQL scenario on one server (a throw-away cluster unless ``url``)."""
+def postgresql(
+    sizes: Sizes, url: str | None, *, durable: bool = True, steps: tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """Every PostgreSQL scenario (or those named in ``steps``) on one server (a throw-away
+    cluster unless ``url``)."""
     started = time.perf_counter()
     with pgcluster.server(url, durable=durable) as server:
         results: dict[str, Any] = {
@@ -706,12 +709,14 @@ def postgresql(sizes: Sizes, url: str | None, *, durable: bool = True) -> dict[s
             "version": server.version(),
             "settings": {} if url else pgcluster.settings(durable),
         }
-        steps: dict[str, Callable[[], dict[str, Any]]] = {
+        scenarios: dict[str, Callable[[], dict[str, Any]]] = {
             "throughput": lambda: throughput(sizes, server.create_database("bench_throughput")),
             "queue": lambda: pg_queue_size(sizes, server),
             "scale_out": lambda: scale_out(sizes, server),
         }
-        for name, step in steps.items():
+        for name, step in scenarios.items():
+            if steps is not None and name not in steps:
+                continue
             print(f"bench: postgresql {name} …", file=sys.stderr, flush=True)
             results[name] = step()
             brief = json.dumps(results[name])[:300]
@@ -922,20 +927,28 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _postgresql_or_why_not(sizes: Sizes, url: str | None, *, durable: bool) -> dict[str, Any]:
+def _postgresql_or_why_not(
+    sizes: Sizes, url: str | None, *, durable: bool, steps: tuple[str, ...] | None = None
+) -> dict[str, Any]:
     if not url and pgcluster.find_pg_bin() is None:
         return {
             "skipped": "PostgreSQL is not installed (apt-get install postgresql) and "
             "CROSSPOST_BENCH_PG_URL is not set"
         }
-    return postgresql(sizes, url, durable=durable)
+    return postgresql(sizes, url, durable=durable, steps=steps)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
-    parser.add_argument("--only", nargs="*", help="run only these scenarios")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        help="run only these scenarios: startup queue idle lateness throughput postgresql, "
+        "or pg-throughput (PostgreSQL's throughput alone, without the million-row claim "
+        "and the scale-out runs)",
+    )
     parser.add_argument(
         "--pg-url",
         default=os.environ.get("CROSSPOST_BENCH_PG_URL"),
@@ -952,9 +965,15 @@ def main() -> None:
         "throughput": lambda: throughput(sizes),
         "postgresql": lambda: _postgresql_or_why_not(sizes, args.pg_url, durable=not args.smoke),
     }
+    #: parts of a scenario, run only when named in --only (not part of the report)
+    extra: dict[str, Callable[[], dict[str, Any]]] = {
+        "pg-throughput": lambda: _postgresql_or_why_not(
+            sizes, args.pg_url, durable=not args.smoke, steps=("throughput",)
+        ),
+    }
     results: dict[str, Any] = {"machine": machine(), "smoke": args.smoke}
-    for name, run in scenarios.items():
-        if args.only and name not in args.only:
+    for name, run in [*scenarios.items(), *extra.items()]:
+        if (args.only and name not in args.only) or (name in extra and not args.only):
             continue
         print(f"bench: {name} …", file=sys.stderr, flush=True)
         results[name] = run()

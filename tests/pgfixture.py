@@ -88,7 +88,7 @@ class PgServer:
         with psycopg.connect(
             conninfo.render_as_string(hide_password=False), autocommit=True
         ) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]  # names are ours, never user input
+            conn.execute(sql)  # names are ours, never user input
 
     def new_name(self, what: str) -> str:
         return f"{self.prefix}_{what}_{next(self._numbers)}"

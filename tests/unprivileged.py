@@ -15,11 +15,11 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import ParamSpec
 
 import pytest
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
 
 ROOT = Path(__file__).resolve().parent.parent
 #: set in the child (not CROSSPOST_*: the unit tests' hermetic fixture removes those)
@@ -42,11 +42,11 @@ def has_file_powers() -> bool:
     return bool(effective & (1 << _DAC_OVERRIDE | 1 << _DAC_READ_SEARCH))
 
 
-def without_file_powers(test: F) -> F:
+def without_file_powers(test: Callable[P, None]) -> Callable[P, None]:
     """Run ``test`` without root's power over file permissions."""
 
     @functools.wraps(test)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
         if not has_file_powers():
             return test(*args, **kwargs)
         if os.environ.get(_CHILD):
@@ -71,4 +71,4 @@ def without_file_powers(test: F) -> F:
         assert "skipped" not in result.stdout, result.stdout
         return None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper

@@ -611,7 +611,7 @@ def status(app: App, as_json: bool, check: bool) -> None:
     from crosspost.clock import system_clock
     from crosspost.models import DeliveryState
     from crosspost.views import iso, local, state_label
-    from crosspost.workflow_cli import echo_drafts
+    from crosspost.workflow_cli import echo_drafts, echo_open_interactions
 
     with _errors(app):
         store = app.store()
@@ -660,6 +660,7 @@ def status(app: App, as_json: bool, check: bool) -> None:
                         for dm in daemons
                     ],
                     **echo_drafts(app, as_json=True),
+                    **echo_open_interactions(app, now, as_json=True),
                 }
             )
             return
@@ -685,6 +686,7 @@ def status(app: App, as_json: bool, check: bool) -> None:
                         )
                     )
         echo_drafts(app, as_json=False)  # awaiting approval; not published, time passed
+        echo_open_interactions(app, now, as_json=False)  # the inbox: unanswered, per account
         for name, st in paused.items():
             click.echo(
                 _("paused account {account}: {reason}").format(
@@ -925,6 +927,9 @@ def check(app: App, as_json: bool) -> None:
                         )
                 if store.resume_account(name, now=now):
                     entry["resumed"] = True
+                    from crosspost.workflow import hold_for_quiet_hours
+
+                    hold_for_quiet_hours(settings, store, name, now, now=now)
             results.append(entry)
         return results
 

@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+
+TYPE_CHECKING = False  # importing typing costs; mypy knows the name
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    class Clock(Protocol):
+        def now(self) -> datetime:
+            """The current instant, timezone-aware in UTC."""
+            ...
 
 
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """The current instant, timezone-aware in UTC."""
-        ...
+def __getattr__(name: str) -> object:
+    """``Clock``, the protocol every clock follows, made when first imported (PEP 562):
+    ``enqueue --dry-run`` needs only :data:`system_clock`, and a Protocol class is slow
+    to create."""
+    if name == "Clock":
+        from typing import Protocol
+
+        class Clock(Protocol):
+            def now(self) -> datetime:
+                """The current instant, timezone-aware in UTC."""
+                ...
+
+        Clock.__qualname__ = "Clock"
+        globals()["Clock"] = Clock
+        return Clock
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class SystemClock:

@@ -10,10 +10,14 @@ point for enqueue and preview. Pure functions: no I/O, no configuration.
 from __future__ import annotations
 
 import re
-import unicodedata
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
+
+from crosspost.patterns import compiled
+from crosspost.records import Record
+
+TYPE_CHECKING = False  # importing typing costs; mypy knows the name
+if TYPE_CHECKING:
+    from typing import Any
 
 CHARACTERS = "characters"
 GRAPHEMES = "graphemes"
@@ -22,13 +26,20 @@ UTF16 = "UTF-16 code units"
 WEIGHTED = "weighted characters"
 
 
-@dataclass(frozen=True, slots=True)
-class Measure:
+class Measure(Record):
     """A text's length in ``unit`` against the limit it must stay within."""
+
+    _fields = ("length", "limit", "unit")
+    __slots__ = _fields
 
     length: int
     limit: int
     unit: str
+
+    def __init__(self, length: int, limit: int, unit: str) -> None:
+        object.__setattr__(self, "length", length)
+        object.__setattr__(self, "limit", limit)
+        object.__setattr__(self, "unit", unit)
 
     @property
     def fits(self) -> bool:
@@ -127,12 +138,14 @@ def _char_class(ranges: tuple[tuple[int, int], ...], keep: Any = None) -> str:
     return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
 
 
-_PLAIN = re.compile(f"[{_char_class(_PLAIN_RANGES)}]*")
+@cache
+def _plain() -> re.Pattern[str]:
+    return compiled(f"[{_char_class(_PLAIN_RANGES)}]*")
 
 
 def is_plain(text: str) -> bool:
     """Whether every character of ``text`` is plain (see ``_PLAIN_RANGES``)."""
-    return _PLAIN.fullmatch(text) is not None
+    return _plain().fullmatch(text) is not None
 
 
 @cache
@@ -169,12 +182,16 @@ def _url_pattern(path_char: str, path_end: str, *, bare: bool, plain: bool = Fal
     tlds = "|".join(sorted(_TLDS, key=len, reverse=True))
     bare_host = rf"(?<![-_./])(?P<bare>(?:{_ASCII_LABEL}\.)+(?:{tlds})){_TLD_END}"
     either = rf"(?P<scheme>https?://)(?P<host>{host})" + (f"|{bare_host}" if bare else "")
-    engine: Any = re if plain else _regex()
-    return engine.compile(
+    pattern = (
         rf"(?<![a-z0-9@＠$#＃\ufffe\ufeff\uffff])(?:{either})(?::[0-9]+)?"
-        rf"(?P<path>/(?:(?:{path_char}|{parens})*(?:{path_end}|{parens}))?)?{_QUERY}",
-        engine.IGNORECASE,
+        rf"(?P<path>/(?:(?:{path_char}|{parens})*(?:{path_end}|{parens}))?)?{_QUERY}"
     )
+    if plain:
+        # re's compiler takes longer over this than Python takes to start: its program
+        # is kept in the start-up cache (crosspost.patterns)
+        return compiled(pattern, re.IGNORECASE)
+    engine = _regex()
+    return engine.compile(pattern, engine.IGNORECASE)
 
 
 _X_PATH_CHAR = rf"[a-z\u0400-\u04ff0-9!*';:=+,.$/%#\[\]\-\u2013_~@|&{_LATIN}]"
@@ -317,6 +334,8 @@ def count_x(text: str) -> int:
     elsewhere (CJK, emoji); a whole emoji sequence (ZWJ family, flag, skin tone, keycap)
     weighs 2; every URL, with or without scheme ("example.com"), weighs 23. Rounded up.
     """
+    import unicodedata
+
     text = unicodedata.normalize("NFC", text)
     total = pos = 0
     for start, end, certain in _url_spans(text, _x_url()):

@@ -53,6 +53,7 @@ from crosspost.media import fetches_public_media, media_published, public_media_
 from crosspost.models import Delivery, DeliveryState, Media
 from crosspost.observability import EventLogger, register_secret
 from crosspost.operations import Operations
+from crosspost.policy import daemon_due_rule
 from crosspost.publisher import Publisher
 from crosspost.retry import RetryPolicy
 from crosspost.store.base import ChangeFeed, Claim, DaemonInfo, Settlement, Store
@@ -187,6 +188,9 @@ class Daemon:
             landing_window=2 * settings.daemon.http_timeout,
         )
         self.publisher.media_urls = self._media_urls
+        # retries, rate-limit waits and resumed accounts keep the quiet hours
+        self.publisher.due_rule = daemon_due_rule(settings)
+        self.publisher.hold_quiet = self._hold_quiet
         #: alerts, retention and /metrics, beside publishing (crosspost.operations)
         self.operations = Operations(settings, store, clock=clock, once=once)
         #: finished deliveries are settled by group commit (see crosspost.groupcommit)
@@ -210,6 +214,19 @@ class Daemon:
                 register_secret(adapter._secret.get_secret_value())
             adapters[name] = adapter
         return adapters
+
+    def _hold_quiet(self, account: str, at: datetime, now: datetime) -> None:
+        """The account can publish again from ``at``: its deliveries keep the quiet hours."""
+        from crosspost.workflow import hold_for_quiet_hours
+
+        moved = hold_for_quiet_hours(self.settings, self.store, account, at, now=now)
+        if moved:
+            log.info(
+                "quiet_hours_hold",
+                account=account,
+                deliveries=len(moved),
+                due_at=min(moved.values()).isoformat(timespec="seconds"),
+            )
 
     def _media_urls(self, platform: str, post_id: int, media: tuple[Media, ...]) -> tuple[str, ...]:
         if not media or not fetches_public_media(platform):
@@ -712,6 +729,8 @@ class Daemon:
             except PlatformError as error:
                 log.info("account_still_paused", account=name, error=error.message)
                 continue
-            await self.db(self.store.resume_account, name, now=self.clock.now())
+            now = self.clock.now()
+            await self.db(self.store.resume_account, name, now=now)
             log.info("account_resumed", account=name)
+            await self.db(self._hold_quiet, name, now, now)
             self._kick.set()

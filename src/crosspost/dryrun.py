@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from crosspost import __version__
 
+TYPE_CHECKING = False  # importing typing costs; mypy knows the name
 if TYPE_CHECKING:
+    from typing import Any
+
     from crosspost.service import Crosspost, Planned
 
 #: the same limit crosspost.config.load_settings applies
@@ -91,11 +93,16 @@ def run(argv: list[str]) -> int | None:
     request = parse(argv)
     if request is None:
         return None
+    from crosspost import patterns
+
+    patterns.enabled = True  # the URL grammar's compiled program from the start-up cache
     try:
         settings = load(request.config)
         answer = None if settings is None else check(settings, request)
     except Exception:  # noqa: BLE001 - any doubt: the full command answers (and explains)
         return None
+    finally:
+        patterns.enabled = False  # the full command, if it answers, compiles as usual
     if answer is None:
         return None
     stream, text, code = answer
@@ -207,13 +214,21 @@ def _package_file(name: str) -> str:
 
 # -- the check ---------------------------------------------------------------------------
 class LearnedLimits:
-    """The one part of a store that planning reads: the text limits learnt per account."""
+    """The one part of a store that planning reads: the text limits learnt per account.
 
-    def __init__(self, limits: dict[str, int]) -> None:
-        self.limits = limits
+    Read from the SQLite file when planning first asks (``crosspost.service.LazyLimits``):
+    only for an account whose limit may have been learnt.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
 
     def account_states(self) -> dict[str, Any]:
-        return {name: _State(name, limit) for name, limit in self.limits.items()}
+        from crosspost.store.peek import learned_limits, sqlite_file
+
+        database = sqlite_file(self.url)
+        limits = {} if database is None else learned_limits(database)
+        return {name: _State(name, limit) for name, limit in limits.items()}
 
 
 class _State:
@@ -224,18 +239,15 @@ class _State:
 
 def check(settings: Any, request: Request) -> tuple[Any, str, int] | None:
     """Validate every file as ``App.checker()`` does: (stream, text, exit code) to print."""
-    from pathlib import Path
-
     from crosspost.exceptions import CrosspostError
     from crosspost.service import Crosspost
-    from crosspost.store.peek import learned_limits, sqlite_file
+    from crosspost.store.peek import sqlite_path
 
-    database = sqlite_file(settings.database.url)
-    if database is None:
+    if sqlite_path(settings.database.url) is None:
         return None  # PostgreSQL: the full command reads the limits through SQLAlchemy
-    service = Crosspost(settings, LearnedLimits(learned_limits(database)))  # type: ignore[arg-type]
+    service = Crosspost(settings, LearnedLimits(settings.database.url))  # type: ignore[arg-type]
     try:
-        posts = service.read_files([Path(name) for name in request.files])
+        posts = service.read_files([path_text(name) for name in request.files])
         planned = [service.plan(post, at=None) for post in posts]
     except CrosspostError as exc:
         return _printable(sys.stderr, error_line(exc.message), exc.exit_code)
@@ -243,6 +255,17 @@ def check(settings: Any, request: Request) -> tuple[Any, str, int] | None:
         return None
     text = report_json(planned) if request.as_json else report(service, planned)
     return _printable(sys.stdout, text, 0)
+
+
+def path_text(name: str) -> str:
+    """``str(pathlib.Path(name))`` -- what the full command names the file (click hands it a
+    Path) -- without importing pathlib: redundant slashes and ``.`` parts dropped."""
+    root = ""
+    if name.startswith("/"):
+        stripped = name.lstrip("/")
+        root = "//" if len(name) - len(stripped) == 2 else "/"  # POSIX keeps a leading "//"
+        name = stripped
+    return root + "/".join(part for part in name.split("/") if part and part != ".") or "."
 
 
 def workflow_adds_nothing(settings: Any, planned: list[Planned]) -> bool:

@@ -13,25 +13,75 @@ extracts both, merges them and compiles the result.
 
 from __future__ import annotations
 
-import gettext
-from collections.abc import Iterator
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+import os
 
+TYPE_CHECKING = False  # importing typing costs; mypy knows the name
 if TYPE_CHECKING:
+    import gettext
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import IO, Any, Protocol
+
     import click
 
+    class Catalogue(Protocol):
+        """What ``_`` and ``ngettext`` ask of a catalogue (gettext's translations)."""
+
+        def gettext(self, message: str) -> str: ...
+
+        def ngettext(self, msgid1: str, msgid2: str, n: int) -> str: ...
+
+
 DOMAIN = "crosspost"
-LOCALE_DIR = Path(__file__).parent / "locale"
+#: the catalogues' folder, as text (``LOCALE_DIR`` is the same as a Path)
+LOCALE_FOLDER = os.path.join(os.path.dirname(__file__), "locale")
+#: the variables gettext takes the language list from, in its order
+LANGUAGE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 
-_translation: gettext.NullTranslations | None = None
+_translation: Catalogue | None = None
 
 
-def _catalogue() -> gettext.NullTranslations:
+class Untranslated:
+    """The source language: every message as written (gettext's NullTranslations)."""
+
+    def gettext(self, message: str) -> str:
+        return message
+
+    def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
+        return msgid1 if n == 1 else msgid2
+
+
+def __getattr__(name: str) -> Path:
+    """``LOCALE_DIR``, the catalogues' folder as a Path, made when asked for (PEP 562):
+    pathlib is not imported on every start."""
+    if name == "LOCALE_DIR":
+        from pathlib import Path
+
+        return Path(LOCALE_FOLDER)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _catalogue() -> Catalogue:
     global _translation
     if _translation is None:
-        _translation = gettext.translation(DOMAIN, localedir=LOCALE_DIR, fallback=True)
+        if _source_language():
+            _translation = Untranslated()  # gettext would find no catalogue either
+        else:
+            import gettext
+
+            _translation = gettext.translation(DOMAIN, localedir=LOCALE_FOLDER, fallback=True)
     return _translation
+
+
+def _source_language() -> bool:
+    """Whether gettext's language list starts with the C locale (``LANGUAGE=C``, ``LANG=C``,
+    or no variable at all): it then stops looking at once and translates nothing. Deciding
+    this needs neither gettext nor locale (whose alias table is most of their import)."""
+    for name in LANGUAGE_VARIABLES:
+        value = os.environ.get(name)
+        if value:
+            return value.split(":")[0] in ("C", "POSIX")
+    return True
 
 
 def _(message: str) -> str:
@@ -53,9 +103,11 @@ def translation(language: str) -> gettext.NullTranslations:
     """The catalogue of an explicit ``language`` (``"de"``, ``"en"``), whatever the
     process's locale: for documents written in a chosen language (the yearly report).
     English is the source language: its "catalogue" returns every message unchanged."""
+    import gettext
+
     if language.split("_")[0].lower() == "en":
         return gettext.NullTranslations()
-    return gettext.translation(DOMAIN, localedir=LOCALE_DIR, languages=[language], fallback=True)
+    return gettext.translation(DOMAIN, localedir=LOCALE_FOLDER, languages=[language], fallback=True)
 
 
 def reset() -> None:
@@ -85,7 +137,9 @@ def localize_click() -> None:
     before the first click decorator runs: some (``version_option``) translate their
     text when they are applied.
     """
-    gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
+    import gettext
+
+    gettext.bindtextdomain(DOMAIN, LOCALE_FOLDER)
     gettext.textdomain(DOMAIN)
 
 

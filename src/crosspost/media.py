@@ -23,18 +23,18 @@ network, no database.
 
 from __future__ import annotations
 
-import mimetypes
-import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-from urllib.parse import quote
+from functools import cache
 
 from crosspost.i18n import _
-from crosspost.models import Media
 
+TYPE_CHECKING = False  # importing typing costs; mypy knows the name
 if TYPE_CHECKING:
     # not at run time: enqueue --dry-run checks from a snapshot of the settings (dryrun.py)
+    import re
+    from collections.abc import Sequence
+
     from crosspost.config import FeedAccount, Settings
+    from crosspost.records import Media
 
 #: platforms that publish no post without an image
 MEDIA_REQUIRED = frozenset({"instagram"})
@@ -45,12 +45,20 @@ INSTAGRAM_CAPTION_LIMIT = 2200
 INSTAGRAM_MAX_HASHTAGS = 30
 THREADS_MAX_LINKS = 5
 
-# A hashtag as Instagram links it: "#" after a space, punctuation or the start, then
-# letters, digits or "_" of any script. "#" inside a word or a URL starts none.
-_HASHTAG = re.compile(r"(?<![\w#&/])#(\w+)")
-# URLs as Threads and Instagram find them: with a scheme, or a bare www. host.
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
+
+
+@cache
+def _patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """(hashtag, URL), compiled on first use: only Instagram and Threads need them."""
+    import re
+
+    # A hashtag as Instagram links it: "#" after a space, punctuation or the start, then
+    # letters, digits or "_" of any script. "#" inside a word or a URL starts none.
+    hashtag = re.compile(r"(?<![\w#&/])#(\w+)")
+    # URLs as Threads and Instagram find them: with a scheme, or a bare www. host.
+    url = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
+    return hashtag, url
 
 
 def requires_media(platform: str) -> bool:
@@ -65,8 +73,12 @@ def fetches_public_media(platform: str) -> bool:
 
 def media_file_name(post_id: int, number: int, media: Media) -> str:
     """The file name the feed gives image ``number`` (1-based) of post ``post_id``."""
+    import re
+
     suffix = re.sub(r"[^a-z0-9.]", "", media.path.suffix.lower())[:10]
     if not suffix:
+        import mimetypes
+
         suffix = mimetypes.guess_extension(media.mime) or ""
     return f"{post_id}-{number}{suffix}"
 
@@ -82,6 +94,8 @@ def website_feed(settings: Settings) -> tuple[str, FeedAccount] | None:
 
 def public_media_urls(settings: Settings, post_id: int, media: Sequence[Media]) -> tuple[str, ...]:
     """The public URLs of a post's images on the website, in order; () without a feed."""
+    from urllib.parse import quote
+
     found = website_feed(settings)
     if found is None or not media:
         return ()
@@ -107,13 +121,14 @@ def media_published(settings: Settings, post_id: int, media: Sequence[Media]) ->
 
 def hashtags(text: str) -> list[str]:
     """The hashtags Instagram would link in ``text`` (URL fragments are not hashtags)."""
-    return _HASHTAG.findall(_URL.sub(" ", text))
+    hashtag, url = _patterns()
+    return hashtag.findall(url.sub(" ", text))
 
 
 def links(text: str) -> list[str]:
     """The distinct URLs in ``text``, in order of appearance (sentence punctuation trimmed)."""
     found: dict[str, None] = {}
-    for match in _URL.finditer(text):
+    for match in _patterns()[1].finditer(text):
         found[match.group().rstrip(_TRAILING)] = None
     return list(found)
 

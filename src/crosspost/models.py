@@ -1,6 +1,8 @@
 """The domain records: posts, deliveries, attempts, and what adapters exchange.
 
-Records are frozen; the store hands out new ones instead of mutating.
+Records are frozen; the store hands out new ones instead of mutating. A post's
+own records (:class:`Post`, :class:`Media`, :class:`Rendered`) live in
+:mod:`crosspost.records` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+
+# The post's own records are written out by hand (enqueue --dry-run starts without
+# dataclasses); they are the same classes here.
+from crosspost.records import Media, Post, Rendered
 
 
 class DeliveryState(enum.StrEnum):
@@ -77,44 +82,6 @@ def post_state(states: list[DeliveryState]) -> str:
     if unique & {DeliveryState.SCHEDULED, DeliveryState.RETRYING}:
         return "partly_published" if DeliveryState.PUBLISHED in unique else "scheduled"
     return "mixed"
-
-
-@dataclass(frozen=True, slots=True)
-class Media:
-    """An image attached to a post; ``path`` is absolute once validated."""
-
-    path: Path
-    alt: str
-    mime: str = "image/jpeg"
-
-
-@dataclass(frozen=True, slots=True)
-class Post:
-    """What an editor wrote, validated (one per post file or ``enqueue --text``)."""
-
-    title: str
-    body: str
-    link: str
-    category: str | None
-    publish_at: datetime | None  # aware UTC; None = as soon as possible
-    accounts: tuple[str, ...]  # explicit target accounts; empty = routing / all enabled
-    media: tuple[Media, ...] = ()
-    variants: dict[str, str] = field(default_factory=dict)  # account or platform -> text
-    source: str | None = None  # the post file, if any
-    ambiguous_time: bool = False  # publish_at fell in a repeated (autumn) wall-clock hour
-    repeat: str | None = None  # RFC 5545 RRULE of a recurring post (crosspost.recurrence)
-
-
-@dataclass(frozen=True, slots=True)
-class Rendered:
-    """The exact text one account will receive, with its counted length."""
-
-    account: str
-    platform: str
-    text: str
-    length: int
-    limit: int
-    unit: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,3 +203,21 @@ class AccountInfo:
     #: when the credential stops working (Threads, LinkedIn, X), if the platform says
     token_expires_at: datetime | None = None
     followers: int | None = None
+
+
+__all__ = [
+    "AccountInfo",
+    "Attempt",
+    "Checkpoint",
+    "Delivery",
+    "DeliveryState",
+    "Media",
+    "Outcome",
+    "Post",
+    "PostMetrics",
+    "PublishRequest",
+    "PublishResult",
+    "Rendered",
+    "StoredPost",
+    "post_state",
+]

@@ -14,7 +14,7 @@ rule for times in the gap: shifted by the gap's length).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -166,6 +166,45 @@ def windows_for(settings: Settings, account: str, category: str | None) -> list[
     if category:
         found += settings.quiet_hours.by_category().get(category, [])
     return [parse_window(w) for w in found]
+
+
+def quiet_due(settings: Settings, category: str | None, account: str, base: datetime) -> datetime:
+    """When a delivery due at ``base`` may go out: the one rule for every due time.
+
+    ``base``, moved to the end of the account's and the category's quiet window
+    it lies in (and on, should that end lie in another). Enqueue, approval,
+    reschedule, ``retry``, series and the daemon's own retries, rate-limit waits
+    and resumed accounts all ask this. A ValueError if the windows leave no time.
+    """
+    windows = windows_for(settings, account, category)
+    if not windows:
+        return base
+    return next_allowed(base, windows, settings.site.zone)
+
+
+def daemon_due_rule(settings: Settings) -> Callable[[str | None, str, datetime], datetime]:
+    """:func:`quiet_due` for the daemon's own due times: ``(category, account, base)``.
+
+    Windows that leave no time are refused at start-up (:func:`check_policy`);
+    should they slip through, the daemon keeps ``base`` rather than stop.
+    """
+
+    def rule(category: str | None, account: str, base: datetime) -> datetime:
+        try:
+            return quiet_due(settings, category, account, base)
+        except ValueError:
+            return base
+
+    return rule
+
+
+def may_be_quiet(settings: Settings, account: str) -> bool:
+    """Whether any delivery of ``account`` can have quiet hours (its own or a category's)."""
+    configured = settings.accounts.get(account)
+    return bool(
+        (configured is not None and getattr(configured, "quiet_hours", None))
+        or settings.quiet_hours.by_category()
+    )
 
 
 def _wall_instant(day: datetime, minute: int, zone: ZoneInfo) -> datetime:

@@ -25,18 +25,25 @@ accounts, link hosts, lengths — is checked by :mod:`crosspost.compose`.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tomllib
-from datetime import datetime
-from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
+from functools import cache
 
 from crosspost.exceptions import PostFileError
 from crosspost.i18n import _
-from crosspost.models import Media, Post
+from crosspost.patterns import compiled
+from crosspost.records import Media, Post
 from crosspost.timeparse import TimeError, from_toml
+
+TYPE_CHECKING = False  # importing typing costs; mypy knows the name
+if TYPE_CHECKING:
+    from datetime import datetime
+    from pathlib import Path
+    from typing import Any
+    from zoneinfo import ZoneInfo
 
 MAX_POST_BYTES = 256 * 1024
 MAX_MEDIA_BYTES = 20 * 1024 * 1024
@@ -49,7 +56,7 @@ VARIANT_KEYS = frozenset({"text"})
 #: characters no text field may hold: control characters other than tab and line breaks
 #: (they reach terminals and platforms invisibly), and lone surrogates (bytes that were
 #: not UTF-8, as the file system or the command line hands them over)
-_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_FORBIDDEN = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]"
 _IMAGE_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"\xff\xd8\xff", 0, "image/jpeg"),
     (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
@@ -57,6 +64,12 @@ _IMAGE_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
     (b"GIF89a", 0, "image/gif"),
     (b"WEBP", 8, "image/webp"),
 )
+
+
+@cache
+def _forbidden() -> re.Pattern[str]:
+    """``_FORBIDDEN`` compiled (the surrogates make it slow to compile: crosspost.patterns)."""
+    return compiled(_FORBIDDEN)
 
 
 def image_mime(head: bytes) -> str | None:
@@ -116,13 +129,29 @@ def decode(raw: bytes, source: str) -> str:
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
 
 
-def read_post_file(path: Path, *, zone: ZoneInfo, now: datetime) -> Post:
-    """Read and check one post file."""
+def _is_dir(path: str) -> bool:
+    """:meth:`pathlib.Path.is_dir`: False where nothing is; other errors raise."""
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP):
+            raise
+        return False
+    except ValueError:
+        return False
+
+
+def read_post_file(path: Path | str, *, zone: ZoneInfo, now: datetime) -> Post:
+    """Read and check one post file.
+
+    ``path`` is a :class:`~pathlib.Path` or its text (``str(Path(…))``): the file is
+    read with :mod:`os` alone, so that ``enqueue --dry-run`` starts without pathlib.
+    """
     source = str(path)
     try:
-        if path.is_dir():
+        if _is_dir(source):
             raise _fail(source, None, _("is a folder, not a post file"))
-        with path.open("rb") as handle:
+        with open(source, "rb") as handle:
             # Bounded: a device or a pipe that never ends is refused like a huge file.
             raw = handle.read(MAX_POST_BYTES + 1)
             if len(raw) > MAX_POST_BYTES:
@@ -141,7 +170,8 @@ def read_post_file(path: Path, *, zone: ZoneInfo, now: datetime) -> Post:
     except OSError as exc:
         raise _fail(source, None, str(exc.strerror)) from None
     text = decode(raw, source)
-    if _FORBIDDEN.search(str(path.absolute())):
+    absolute = source if os.path.isabs(source) else os.path.join(os.getcwd(), source)
+    if _forbidden().search(absolute):
         # The database and the platforms take only UTF-8; the path is stored with the post.
         raise _fail(source, None, _("the file or folder name is not UTF-8; rename it"))
     front, body, body_line = split_front_matter(text, source)
@@ -169,7 +199,8 @@ def read_post_file(path: Path, *, zone: ZoneInfo, now: datetime) -> Post:
         raise _fail(
             source, None, _("the front matter is nested too deeply to be a post's front matter")
         ) from None
-    return post_from_data(data, body, source=source, folder=path.parent, zone=zone, now=now)
+    folder = os.path.dirname(source) or "."  # what Path.parent gives
+    return post_from_data(data, body, source=source, folder=folder, zone=zone, now=now)
 
 
 def _shift_toml_line(message: str) -> str:
@@ -184,7 +215,7 @@ def post_from_data(
     body: str,
     *,
     source: str,
-    folder: Path | None,
+    folder: Path | str | None,
     zone: ZoneInfo,
     now: datetime,
 ) -> Post:
@@ -253,7 +284,7 @@ def _repeat(data: dict[str, Any], source: str, start: datetime, zone: ZoneInfo) 
 
 def _check_text(value: str, source: str, field: str | None) -> str:
     """``value``, unless it holds a character no post may carry (see ``_FORBIDDEN``)."""
-    found = _FORBIDDEN.search(value)
+    found = _forbidden().search(value)
     if found is None:
         return value
     code = ord(found.group())
@@ -320,7 +351,7 @@ def _variants(value: Any, source: str) -> dict[str, str]:
     return variants
 
 
-def _media(value: Any, source: str, folder: Path | None) -> list[Media]:
+def _media(value: Any, source: str, folder: Path | str | None) -> list[Media]:
     if not isinstance(value, list):
         raise _fail(source, "media", _("must be [[media]] tables with path and alt"))
     if len(value) > MAX_MEDIA:
@@ -358,8 +389,10 @@ def _media(value: Any, source: str, folder: Path | None) -> list[Media]:
     return media
 
 
-def _media_file(folder: Path, relative: str, alt: str, source: str, field: str) -> Media:
-    base = folder.resolve()
+def _media_file(folder: Path | str, relative: str, alt: str, source: str, field: str) -> Media:
+    from pathlib import Path  # only posts with images need it
+
+    base = Path(folder).resolve()
     candidate = Path(relative)
     if candidate.is_absolute():
         raise _fail(source, field, _("must be relative to the post file's folder"))

@@ -15,8 +15,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, stop_never
-
 from crosspost.adapters.base import Adapter
 from crosspost.clock import Clock
 from crosspost.exceptions import (
@@ -106,6 +104,14 @@ class Publisher:
         self.media_urls: Callable[[str, int, tuple[Media, ...]], tuple[str, ...]] = (
             lambda platform, post_id, media: ()
         )
+        #: (category, account, base) -> when a delivery the daemon sends back to the
+        #: queue is due: the daemon's rule moves it out of quiet hours (crosspost.policy)
+        self.due_rule: Callable[[str | None, str, datetime], datetime] = (
+            lambda category, account, base: base
+        )
+        #: (account, at, now): an account rate-limited until ``at`` holds its other
+        #: waiting deliveries out of quiet hours too (the daemon's store call)
+        self.hold_quiet: Callable[[str, datetime, datetime], object] = lambda *args: None
 
     async def _finish_one(self, settlement: Settlement) -> bool:
         done: list[bool] = await self.db(self.store.finish_and_settle, [settlement])
@@ -128,6 +134,7 @@ class Publisher:
         if post is None:
             post = await self.db(self.store.get_post, delivery.post_id)
         state = _Progress(uncertain=delivery.uncertain, progress=delivery.progress)
+        state.category = post.category
         state.prestarted = attempt
 
         async def checkpoint(progress: Mapping[str, str]) -> None:
@@ -167,23 +174,24 @@ class Publisher:
             if not lookup_only:
                 wait = 0.0
             if wait > self.max_inline_wait:
-                return await self._defer_lookup(delivery, wait)
+                return await self._defer_lookup(delivery, wait, state)
             if wait > 0:
                 try:
                     await self._sleep(wait)
                 except _Stopping:
                     return await self._settle_stopping(delivery, state)
-        retrying = AsyncRetrying(
-            retry=lambda rs: self._should_retry(rs, state, safe, lookup_only),
-            wait=lambda rs: state.decision.delay if state.decision else 0.0,
-            stop=stop_never,
-            sleep=self._sleep,
-            reraise=True,
-        )
         try:
-            async for try_ in retrying:
-                with try_:
+            # The retry loop: what a failure means is the policy's (crosspost.retry);
+            # waits up to max_inline_wait happen here, longer ones go back to the queue.
+            while True:
+                try:
                     found, result = await self._attempt(delivery, adapter, request, state)
+                    break
+                except PlatformError as error:
+                    if not self._should_retry(error, state, safe, lookup_only):
+                        raise
+                assert state.decision is not None  # set by _should_retry
+                await self._sleep(state.decision.delay)
             return await self._settle_published(delivery, result, found, state)
         except LeaseLost:
             log.warning("lease_lost", delivery=delivery.id, account=delivery.account)
@@ -272,7 +280,7 @@ class Publisher:
                     delivery,
                     DeliveryState.UNKNOWN,
                     now=self.clock.now(),
-                    due_at=self.clock.now(),
+                    due_at=self._due(delivery, state, self.clock.now()),
                     error=_("the daemon stopped while publishing; checking the platform"),
                     uncertain=True,
                 )
@@ -292,14 +300,9 @@ class Publisher:
         return False, result
 
     def _should_retry(
-        self, retry_state: RetryCallState, state: _Progress, safe: bool, lookup_only: bool
+        self, error: PlatformError, state: _Progress, safe: bool, lookup_only: bool
     ) -> bool:
-        outcome = retry_state.outcome
-        if outcome is None or not outcome.failed:
-            return False
-        error = outcome.exception()
-        if not isinstance(error, PlatformError):
-            return False
+        """Decide what the failed attempt means (``state.decision``); True: try again now."""
         state.decision = self.policy.decide(
             error, state.attempt, now=self.clock.now(), safe_to_resend=safe
         )
@@ -350,7 +353,13 @@ class Publisher:
         landed = max(started) + timedelta(seconds=self.landing_window)
         return max(0.0, (landed - self.clock.now()).total_seconds()), confirmed
 
-    async def _defer_lookup(self, delivery: Delivery, seconds: float) -> DeliveryState | None:
+    def _due(self, delivery: Delivery, state: _Progress, base: datetime) -> datetime:
+        """When a delivery sent back to the queue is due: ``base``, out of quiet hours."""
+        return self.due_rule(state.category, delivery.account, base)
+
+    async def _defer_lookup(
+        self, delivery: Delivery, seconds: float, state: _Progress
+    ) -> DeliveryState | None:
         """Back to the queue, still unknown, until the lookup can be trusted."""
         now = self.clock.now()
         ok = await self.db(
@@ -358,7 +367,7 @@ class Publisher:
             delivery,
             DeliveryState.UNKNOWN,
             now=now,
-            due_at=now + timedelta(seconds=seconds),
+            due_at=self._due(delivery, state, now + timedelta(seconds=seconds)),
             error=delivery.error,
             uncertain=True,
         )
@@ -416,7 +425,7 @@ class Publisher:
             delivery,
             DeliveryState.RETRYING,
             now=self.clock.now(),
-            due_at=self.clock.now() + timedelta(seconds=delay),
+            due_at=self._due(delivery, state, self.clock.now() + timedelta(seconds=delay)),
             error=state.error.message if state.error else None,
             uncertain=state.uncertain,
         )
@@ -439,9 +448,10 @@ class Publisher:
             "error": error.message,
         }
         if decision.action is Action.RETRY:
-            due = now + timedelta(seconds=decision.delay)
+            due = self._due(delivery, state, now + timedelta(seconds=decision.delay))
             if isinstance(error, RateLimited) and error.until is not None:
                 await self.db(self.store.block_account, delivery.account, error.until, now=now)
+                await self.db(self.hold_quiet, delivery.account, error.until, now)
             new_state = DeliveryState.RETRYING
             ok = await self.db(
                 self.store.settle,
@@ -462,7 +472,7 @@ class Publisher:
                 delivery,
                 new_state,
                 now=now,
-                due_at=now,
+                due_at=self._due(delivery, state, now),
                 error=_("account paused: {reason}").format(reason=reason),
                 uncertain=state.uncertain,
             )
@@ -474,7 +484,7 @@ class Publisher:
                 delivery,
                 new_state,
                 now=now,
-                due_at=now + timedelta(seconds=self.policy.maximum),
+                due_at=self._due(delivery, state, now + timedelta(seconds=self.policy.maximum)),
                 error=error.message,
                 uncertain=True,
             )
@@ -490,7 +500,7 @@ class Publisher:
 
 
 class _Progress:
-    """What one publish call has learnt so far (shared with tenacity's callbacks)."""
+    """What one publish call has learnt so far."""
 
     def __init__(self, *, uncertain: bool, progress: Mapping[str, str]) -> None:
         self.uncertain = uncertain
@@ -504,6 +514,8 @@ class _Progress:
         self.finished: tuple[Attempt, Outcome, str | None] | None = None
         self.decision: RetryDecision | None = None
         self.error: PlatformError | None = None
+        #: the post's category (its quiet hours apply to the due times set here)
+        self.category: str | None = None
 
 
 __all__ = ["LeaseLost", "Publisher", "outcome_of"]

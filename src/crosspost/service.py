@@ -6,46 +6,91 @@ only when all of it is valid, so bad input writes nothing.
 
 from __future__ import annotations
 
-import getpass
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Mapping  # loaded with tomllib anyway
 
-from crosspost.clock import Clock, system_clock
+from crosspost.clock import system_clock
 from crosspost.compose import account_limit, render
 from crosspost.counting import measure
 from crosspost.exceptions import PostFileError
 from crosspost.i18n import _
-from crosspost.models import Delivery, DeliveryState, Post, Rendered, StoredPost
 from crosspost.postfile import post_from_data, read_post_file
+from crosspost.records import Post, Record, Rendered
 from crosspost.timeparse import TimeError, parse_when
 
+TYPE_CHECKING = False  # importing typing costs; mypy knows the name
 if TYPE_CHECKING:
-    # not at run time: enqueue --dry-run starts without pydantic and the store (dryrun.py)
+    # not at run time: enqueue --dry-run starts without pydantic, the store, pathlib and
+    # the models of deliveries (dryrun.py)
+    from collections.abc import Callable, Iterator, Sequence
+    from datetime import datetime
+    from pathlib import Path
+
+    from crosspost.clock import Clock
     from crosspost.config import Settings
+    from crosspost.models import Delivery, DeliveryState, StoredPost
     from crosspost.store.base import Store
 
 
 def current_user() -> str:
     """Who is acting: the OS user, or the one behind sudo."""
+    import getpass
+
     try:
         return os.environ.get("SUDO_USER") or getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
 
 
-@dataclass(frozen=True, slots=True)
-class Planned:
+class Planned(Record):
     """A validated post, the time it is due, and what each account receives."""
+
+    _fields = ("post", "due_at", "rendered", "notes")
+    __slots__ = _fields
 
     post: Post
     due_at: datetime
     rendered: list[Rendered]
     #: notes for the editor (time in the past, ambiguous wall time)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str]
+
+    def __init__(
+        self,
+        post: Post,
+        due_at: datetime,
+        rendered: list[Rendered],
+        notes: list[str] | None = None,
+    ) -> None:
+        object.__setattr__(self, "post", post)
+        object.__setattr__(self, "due_at", due_at)
+        object.__setattr__(self, "rendered", rendered)
+        object.__setattr__(self, "notes", [] if notes is None else notes)
+
+
+class LazyLimits(Mapping[str, int]):
+    """The limits ``load`` returns, loaded on the first look.
+
+    A Mastodon account with ``max_characters`` never needs the limits the daemon
+    learnt; ``enqueue --dry-run`` then does not open the database at all.
+    """
+
+    def __init__(self, load: Callable[[], dict[str, int]]) -> None:
+        self._load = load
+        self._limits: dict[str, int] | None = None
+
+    def _loaded(self) -> dict[str, int]:
+        if self._limits is None:
+            self._limits = self._load()
+        return self._limits
+
+    def __getitem__(self, name: str) -> int:
+        return self._loaded()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 class Crosspost:
@@ -62,7 +107,7 @@ class Crosspost:
             if state.text_limit
         }
 
-    def read_files(self, paths: Sequence[Path]) -> list[Post]:
+    def read_files(self, paths: Sequence[Path | str]) -> list[Post]:
         now = self.clock.now()
         return [read_post_file(p, zone=self.settings.site.zone, now=now) for p in paths]
 
@@ -120,8 +165,9 @@ class Crosspost:
                     "the first occurrence is used"
                 ).format(time=self.local(publish_at), zone=zone.key)
             )
-        post = replace(post, publish_at=publish_at, ambiguous_time=ambiguous)
-        rendered = render(post, self.settings, learned_limits=self.learned_limits(), check=check)
+        post = post.replace(publish_at=publish_at, ambiguous_time=ambiguous)
+        learned = LazyLimits(self.learned_limits)  # read only if an account's limit is learnt
+        rendered = render(post, self.settings, learned_limits=learned, check=check)
         return Planned(post=post, due_at=due, rendered=rendered, notes=notes)
 
     def enqueue(self, planned: Sequence[Planned]) -> list[int]:
@@ -164,6 +210,8 @@ class Crosspost:
         return when.astimezone(self.settings.site.zone).strftime("%Y-%m-%d %H:%M %Z")
 
     def pending_states(self) -> set[DeliveryState]:
+        from crosspost.models import DeliveryState
+
         return {s for s in DeliveryState if not s.is_final}
 
 
@@ -171,19 +219,27 @@ def delivery_sort_key(d: Delivery) -> tuple[str, int]:
     return (d.account, d.id)
 
 
-@dataclass(frozen=True, slots=True)
-class AccountOutcome:
+class AccountOutcome(Record):
     """What an operation did on one account (retract, metrics)."""
+
+    _fields = ("account", "ok", "message")
+    __slots__ = _fields
 
     account: str
     ok: bool
     message: str
+
+    def __init__(self, account: str, ok: bool, message: str) -> None:
+        object.__setattr__(self, "account", account)
+        object.__setattr__(self, "ok", ok)
+        object.__setattr__(self, "message", message)
 
 
 async def retract(service: Crosspost, post_id: int) -> list[AccountOutcome]:
     """Delete a post everywhere it was published; cancel what is still waiting."""
     from crosspost.adapters.base import build_adapter
     from crosspost.exceptions import CrosspostError
+    from crosspost.models import DeliveryState
     from crosspost.workflow import Workflow  # the audit log records who retracted
 
     store, flow = service.store, Workflow(service)

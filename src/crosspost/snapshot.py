@@ -16,9 +16,10 @@ nothing is cached. A property that raised is not copied, so reading it fails
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # importing typing costs; mypy knows the name
 if TYPE_CHECKING:
+    from typing import Any
+
     from crosspost.config import Settings
 
 #: what a record of a model looks like: (tag, class name, attributes)
@@ -105,11 +106,28 @@ def _model_attributes(model: Any) -> dict[str, Any]:
 
 
 class Record:
-    """One section or account of the settings: its fields and properties as attributes."""
+    """One section or account of the settings: its fields and properties as attributes.
 
-    def __init__(self, kind: str, attributes: dict[str, Any]) -> None:
+    Paths are made on first read (``enqueue --dry-run`` reads none and starts without
+    pathlib): ``lazy`` holds their text until then.
+    """
+
+    def __init__(
+        self, kind: str, attributes: dict[str, Any], lazy: dict[str, str] | None = None
+    ) -> None:
         vars(self).update(attributes)
         vars(self)["_kind"] = kind
+        vars(self)["_lazy"] = lazy or {}
+
+    def __getattr__(self, name: str) -> Any:
+        # only for names not set: the paths not read yet
+        lazy = vars(self)["_lazy"]
+        if name not in lazy:
+            raise AttributeError(f"{vars(self)['_kind']} has no attribute {name!r}")
+        from pathlib import Path
+
+        value = vars(self)[name] = Path(lazy.pop(name))
+        return value
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{vars(self)['_kind']} is read-only")
@@ -141,7 +159,11 @@ def restore(data: Any) -> Any:
     if tag == MODEL:
         _tag, kind, attributes = data
         record = SettingsRecord if kind == "Settings" else Record
-        return record(kind, {k: restore(v) for k, v in attributes.items()})
+        lazy = {
+            k: v[1] for k, v in attributes.items() if isinstance(v, tuple) and v and v[0] == _PATH
+        }
+        values = {k: restore(v) for k, v in attributes.items() if k not in lazy}
+        return record(kind, values, lazy)
     if tag == _PATH:
         from pathlib import Path
 

@@ -24,8 +24,8 @@ a folder owned by someone else, a file that does not load, a stale manifest --
 is a miss, and a miss only costs the normal start-up. ``CROSSPOST_NO_CACHE=1``
 turns the cache off.
 
-Only the standard library's cheapest modules are imported here (``marshal``,
-``zlib``): this runs before everything else on every start.
+Only the standard library's cheapest module is imported here (``marshal``): this
+runs before everything else on every start.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from __future__ import annotations
 import marshal
 import os
 import sys
-import zlib
 
 TYPE_CHECKING = False  # typing itself costs a few ms; mypy reads the name
 if TYPE_CHECKING:
@@ -82,7 +81,9 @@ def folder() -> str | None:
 def entry_name(kind: str, key: Any) -> str:
     """A file name for ``key`` (equality of the stored key is checked on load)."""
     text = repr(key).encode("utf-8", "backslashreplace")
-    digest = zlib.crc32(text) | (zlib.adler32(text) << 32)
+    # The hash of a tuple of ints is the same in every process (str hashes are salted),
+    # and costs less than importing zlib for a checksum.
+    digest = hash(tuple(text)) & 0xFFFF_FFFF_FFFF_FFFF
     return f"{kind}-{digest:016x}.bin"
 
 

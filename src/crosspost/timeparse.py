@@ -10,28 +10,49 @@ result says so, so ``preview`` can tell the editor.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from functools import cache
 
 from crosspost.i18n import _
+from crosspost.records import Record
 
-_RELATIVE = re.compile(r"^\+\s*((?:\d+\s*[smhdw]\s*)+)$", re.IGNORECASE)
-_PART = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
+TYPE_CHECKING = False  # importing typing costs; mypy knows the name
+if TYPE_CHECKING:
+    import re
+    from zoneinfo import ZoneInfo
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+@cache
+def _pattern(name: str) -> re.Pattern[str]:
+    """The patterns of relative times, compiled on first use (most times are wall times)."""
+    import re
+
+    patterns = {
+        "relative": r"^\+\s*((?:\d+\s*[smhdw]\s*)+)$",  # +1h30m
+        "part": r"(\d+)\s*([smhdw])",  # 1h
+        "ago": r"^-?\s*((?:\d+\s*[smhdw]\s*)+)$",  # 2h, -2h
+    }
+    return re.compile(patterns[name], re.IGNORECASE)
 
 
 class TimeError(ValueError):
     """A time an editor wrote cannot be used; the message says why and how to fix it."""
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
+class Resolved(Record):
     """An instant in UTC, and whether its wall time was ambiguous (autumn)."""
 
+    _fields = ("at", "ambiguous")
+    __slots__ = _fields
+
     at: datetime
-    ambiguous: bool = False
+    ambiguous: bool
+
+    def __init__(self, at: datetime, ambiguous: bool = False) -> None:
+        object.__setattr__(self, "at", at)
+        object.__setattr__(self, "ambiguous", ambiguous)
 
 
 def resolve_wall_time(naive: datetime, zone: ZoneInfo) -> Resolved:
@@ -79,10 +100,11 @@ def parse_when(text: str, zone: ZoneInfo, now: datetime) -> Resolved:
         raise TimeError(_('the time is empty; use now, +2h, "2026-12-01 09:00" or ISO 8601'))
     if value.lower() == "now":
         return Resolved(now.astimezone(UTC))
-    relative = _RELATIVE.match(value)
+    relative = _pattern("relative").match(value) if value.startswith("+") else None
     if relative:
         seconds = sum(
-            int(amount) * _UNITS[unit.lower()] for amount, unit in _PART.findall(relative.group(1))
+            int(amount) * _UNITS[unit.lower()]
+            for amount, unit in _pattern("part").findall(relative.group(1))
         )
         return Resolved(_in_utc(now, _seconds(seconds)))
     try:
@@ -106,17 +128,14 @@ def from_toml(value: object, zone: ZoneInfo, now: datetime) -> Resolved:
     raise TimeError(_("must be a date and time such as 2026-12-01T09:00:00"))
 
 
-_AGO = re.compile(r"^-?\s*((?:\d+\s*[smhdw]\s*)+)$", re.IGNORECASE)
-
-
 def parse_since(text: str, zone: ZoneInfo, now: datetime) -> datetime:
     """``--since``: ``2h`` / ``-2h`` (ago), ``today``, or a date/time as for ``--at``."""
     value = text.strip()
     if value.lower() == "today":
         local = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
         return resolve_wall_time(local.replace(tzinfo=None), zone).at
-    ago = _AGO.match(value)
+    ago = _pattern("ago").match(value)
     if ago:
-        seconds = sum(int(n) * _UNITS[u.lower()] for n, u in _PART.findall(ago.group(1)))
+        seconds = sum(int(n) * _UNITS[u.lower()] for n, u in _pattern("part").findall(ago.group(1)))
         return _in_utc(now, -_seconds(seconds))
     return parse_when(value, zone, now).at

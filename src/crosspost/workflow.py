@@ -16,7 +16,7 @@ import shlex
 import subprocess
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,12 +25,14 @@ from urllib.parse import urlsplit
 from crosspost.exceptions import ConfigError, InputError, PostFileError, Refused
 from crosspost.i18n import _
 from crosspost.models import Post
-from crosspost.policy import next_allowed, windows_for
+from crosspost.policy import daemon_due_rule, may_be_quiet, quiet_due
 from crosspost.service import Crosspost, Planned, current_user
 
 if TYPE_CHECKING:  # SQLAlchemy and dateutil only where they are used: dry runs start fast
+    from crosspost.config import Settings
     from crosspost.recurrence import Recurrence
     from crosspost.store.audit import AuditEntry
+    from crosspost.store.base import Store
     from crosspost.store.workflow import (
         Approval,
         DedupQuery,
@@ -78,11 +80,8 @@ class Workflow:
     # -- policy -----------------------------------------------------------------------
     def due_rule(self, category: str | None, account: str, base: datetime) -> datetime:
         """``base``, moved out of the account's and the category's quiet hours."""
-        windows = windows_for(self.settings, account, category)
-        if not windows:
-            return base
         try:
-            return next_allowed(base, windows, self.zone)
+            return quiet_due(self.settings, category, account, base)
         except ValueError:
             raise ConfigError(
                 _("quiet hours of account {account} leave no time to publish").format(
@@ -183,6 +182,10 @@ class Workflow:
         # One transaction: a failure part-way (a duplicate, a full disk) queues none,
         # so running the same command again cannot queue any post twice.
         with db.transaction() as conn:
+            if self.settings.dedup.days > 0:
+                # the guard's locks of every account first, in one order: two batches
+                # that share accounts wait for each other instead of deadlocking
+                db.lock_accounts(conn, (r.account for p in planned for r in p.rendered))
             for p in planned:
                 results.append(self._enqueue_one(db, conn, p, now=now, force=force))
         return results
@@ -193,7 +196,7 @@ class Workflow:
         draft = self.needs_approval(p.post)
         if draft and p.post.publish_at is not None and p.post.publish_at <= now:
             # "in the past: as soon as possible" -- for a draft, as soon as it is approved
-            p = replace(p, post=replace(p.post, publish_at=None))
+            p = p.replace(post=p.post.replace(publish_at=None))
         recurrence = self.recurrence(p)
         if recurrence is not None:
             recurrence_config = self.settings.recurrence
@@ -327,7 +330,7 @@ class Workflow:
                     "enqueue the changed post"
                 ).format(file=path)
             )
-        post = replace(post, source=original["source"])
+        post = post.replace(source=original["source"])
         planned = self.service.plan(post)
         # an edit after approval needs a new approval: the approver saw the old text
         draft = self.needs_approval(planned.post) or bool(original["approval_required"])
@@ -342,6 +345,24 @@ class Workflow:
             dedup=self.dedup_query(planned.post),
             force=force,
         )
+
+
+def hold_for_quiet_hours(
+    settings: Settings, store: Store, account: str, at: datetime, *, now: datetime
+) -> dict[int, datetime]:
+    """An account the daemon may publish on again from ``at`` (resumed, or rate-limited
+    until then): its waiting deliveries that would go out inside quiet hours are due
+    at the window's end instead. {delivery id: new due}; nothing without quiet hours
+    or on a store without a database."""
+    if not may_be_quiet(settings, account) or type(store).__name__ != "SqlStore":
+        return {}
+    from crosspost.store.sql import SqlStore
+    from crosspost.store.workflow import SqlWorkflow
+
+    assert isinstance(store, SqlStore)
+    return SqlWorkflow(store).hold_for_quiet_hours(
+        account, at, now=now, due_rule=daemon_due_rule(settings)
+    )
 
 
 def _toml(value: str) -> str:

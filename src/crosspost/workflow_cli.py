@@ -251,6 +251,55 @@ def echo_drafts(app: App, as_json: bool) -> dict[str, Any]:
     return data
 
 
+def echo_open_interactions(app: App, now: Any, as_json: bool) -> dict[str, Any]:
+    """What ``status`` says about the inbox: per account, the interactions still open
+    and not replied to, and how long the oldest has waited; the JSON part."""
+    from crosspost.views import iso, local
+
+    store = app.store()
+    if not hasattr(store, "engine"):  # pragma: no cover - the CLI's store has a database
+        return {"open_interactions": {}}
+    from crosspost.store.inbox import SqlInbox
+
+    found = SqlInbox(store.engine).unanswered()
+    data = {
+        account: {
+            "count": n,
+            "oldest_at": iso(oldest),
+            "oldest_age_seconds": max(0, int((now - oldest).total_seconds())),
+        }
+        for account, (n, oldest) in sorted(found.items())
+    }
+    if not as_json:
+        zone = app.settings.site.zone
+        for account, (n, oldest) in sorted(found.items()):
+            click.echo(
+                ngettext(
+                    "inbox of {account}: {n} open interaction, the oldest from {time} ({age} ago)",
+                    "inbox of {account}: {n} open interactions, the oldest from {time} ({age} ago)",
+                    n,
+                ).format(
+                    account=account,
+                    n=n,
+                    time=local(oldest, zone),
+                    age=age_text(max(0.0, (now - oldest).total_seconds())),
+                )
+            )
+    return {"open_interactions": data}
+
+
+def age_text(seconds: float) -> str:
+    """A waiting time as a person says it: minutes, hours or days (rounded down)."""
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return ngettext("{n} minute", "{n} minutes", minutes).format(n=minutes)
+    hours = minutes // 60
+    if hours < 48:
+        return ngettext("{n} hour", "{n} hours", hours).format(n=hours)
+    days = hours // 24
+    return ngettext("{n} day", "{n} days", days).format(n=days)
+
+
 def draft_state(post: Any, deliveries: Any, state: str) -> str:
     """``list``: a draft whose publication time passed unapproved shows as expired."""
     from crosspost.clock import system_clock

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from tests.acceptance.conftest import SITE, Workspace
 from tests.fakes.mastodon import MastodonFake
-from tests.fakes.server import delay
+from tests.fakes.server import FakeRequest, delay
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -62,7 +62,7 @@ def test_posts_due_in_the_past_now_and_soon_are_published_once_with_the_link(
 
     feed = ET.parse(workspace.root / "site" / "feed.xml").getroot()
     alternates = [
-        link.get("href")
+        link.get("href", "")
         for entry in feed.iter(f"{ATOM}entry")
         for link in entry.iter(f"{ATOM}link")
         if link.get("rel") == "alternate"
@@ -102,8 +102,11 @@ def test_sigkill_with_a_request_in_flight_then_restart_leaves_exactly_one_status
 
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=30) == 0
+
     # The first, delayed request lands too (its answer goes nowhere): wait until
     # the fake has processed every create, then count the copies.
-    creates = lambda: mastodon.requests_to("POST /api/v1/statuses")  # noqa: E731
+    def creates() -> list[FakeRequest]:
+        return mastodon.requests_to("POST /api/v1/statuses")
+
     assert mastodon.wait_for(lambda: all(r.status is not None for r in creates()), timeout=15)
     assert len(mastodon.statuses_containing(link)) == 1

@@ -182,7 +182,7 @@ def test_three_daemons_publish_3000_deliveries_once_and_take_over_a_killed_ones_
         store = ws.store()
         try:
             with store.engine.connect() as conn:
-                held = dict(
+                held: dict[int, datetime] = dict(
                     conn.execute(
                         text(
                             "SELECT id, lease_until FROM deliveries "
@@ -259,9 +259,11 @@ def test_a_post_enqueued_for_now_is_published_within_a_second(
         workspace.json("enqueue", "--text", f"Sofort {n}", "--link", link,
                        "--to", "mastodon", "--at", "now")  # fmt: skip
         stored = datetime.now(UTC)
-        arrived = mastodon.wait_for(
-            lambda link=link: len(mastodon.statuses_containing(link)) == 1, timeout=10
-        )
+
+        def reached(link: str = link) -> bool:
+            return len(mastodon.statuses_containing(link)) == 1
+
+        arrived = mastodon.wait_for(reached, timeout=10)
         assert arrived, f"post {n} did not reach Mastodon"
         [request] = [
             r for r in mastodon.requests_to("POST /api/v1/statuses") if link in r.body.decode()

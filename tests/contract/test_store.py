@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -24,10 +25,11 @@ LINK = "https://www.zv-staedtedreieck.de/aktuelles/weihnachtsmarkt"
 PLATFORMS = {"mastodon": "mastodon", "bluesky": "bluesky", "website": "feed"}
 ALL = tuple(PLATFORMS)
 PLENTY = dict.fromkeys(ALL, 100)
+T = TypeVar("T")
 
 
-def make_post(title: str = "Weihnachtsmarkt", **changes: object) -> Post:
-    values: dict[str, object] = {
+def make_post(title: str = "Weihnachtsmarkt", **changes: Any) -> Post:
+    values: dict[str, Any] = {
         "title": title,
         "body": "Der Weihnachtsmarkt öffnet am 1. Dezember um 16 Uhr.",
         "link": LINK,
@@ -36,7 +38,7 @@ def make_post(title: str = "Weihnachtsmarkt", **changes: object) -> Post:
         "accounts": (),
     }
     values.update(changes)
-    return Post(**values)  # type: ignore[arg-type]
+    return Post(**values)
 
 
 def rendered(*accounts: str) -> list[Rendered]:
@@ -86,9 +88,10 @@ def claim(
     )
 
 
-def only(deliveries: list[Delivery]) -> Delivery:
-    assert len(deliveries) == 1, deliveries
-    return deliveries[0]
+def only(items: list[T]) -> T:
+    """The one item of ``items`` (a delivery, claim or attempt); fails unless there is one."""
+    assert len(items) == 1, items
+    return items[0]
 
 
 def delivery(store: Store, post_id: int) -> Delivery:
@@ -104,10 +107,10 @@ def make_unknown(store: Store, post_id: int) -> Delivery:
     return delivery(store, post_id)
 
 
-def make_settled(store: Store, post_id: int, state: DeliveryState, **kw: object) -> Delivery:
+def make_settled(store: Store, post_id: int, state: DeliveryState, **kw: Any) -> Delivery:
     claimed = only(claim(store))
     assert claimed.post_id == post_id
-    assert store.settle(claimed, state, now=NOW, **kw)  # type: ignore[arg-type]
+    assert store.settle(claimed, state, now=NOW, **kw)
     return delivery(store, post_id)
 
 

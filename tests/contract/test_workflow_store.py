@@ -223,6 +223,87 @@ def test_a_batch_with_a_duplicate_stores_nothing(sql_store: SqlStore) -> None:
     assert desk.actions() == []
 
 
+def test_two_enqueues_of_one_link_at_once_store_it_once_on_postgresql(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Read committed cannot see the other's uncommitted post: the guard's advisory
+    lock per account makes the second enqueue wait for the first and then refuse."""
+    with BACKENDS["postgresql"](request) as store:
+        assert isinstance(store, SqlStore)
+        second = SqlStore(store.url, db_clock=False)
+        try:
+            outcome = _enqueue_concurrently(Desk(store), second)
+        finally:
+            second.close()
+        assert sorted(outcome) == ["refused", "stored"]
+        assert len(store.list_posts()) == 1
+
+
+def _enqueue_concurrently(desk: Desk, other: SqlStore) -> list[str]:
+    """Two editors, each on own connections, enqueue the same link at the same moment.
+
+    The first holds its transaction open, its post inserted but uncommitted, until
+    the second has either finished its enqueue (no lock: it saw nothing and stored
+    a duplicate) or waits for a lock; only then does the first commit.
+    """
+    from sqlalchemy import text
+
+    from crosspost.store.workflow import SqlWorkflow
+
+    flows = [desk.as_("anna"), Workflow(Crosspost(desk.settings, other, clock=desk.clock),
+                                        actor="bernd")]  # fmt: skip
+    planned = desk.plan("Die Stelle ist neu ausgeschrieben.", link=f"{SITE}/stellen/neu")
+    barrier = threading.Barrier(2)
+    second_done = threading.Event()
+    outcome = ["", ""]
+
+    def enqueue(n: int, conn: Any = None) -> None:
+        flow = flows[n]
+        db = flow.sql
+        assert isinstance(db, SqlWorkflow)
+        try:
+            db.enqueue(planned.post, planned.rendered, dues=flow.dues(planned), draft=False,
+                       actor=flow.actor, now=desk.clock.now(),
+                       dedup=flow.dedup_query(planned.post), conn=conn)  # fmt: skip
+            outcome[n] = "stored"
+        except PostRejected:
+            outcome[n] = "refused"
+
+    def waiting_for_a_lock() -> bool:
+        with desk.store.engine.connect() as conn:
+            return bool(conn.execute(text(
+                "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
+                " WHERE l.locktype = 'advisory' AND NOT l.granted"
+                " AND d.datname = current_database()"
+            )).scalar_one())  # fmt: skip
+
+    def first() -> None:
+        db = flows[0].sql
+        assert db is not None
+        with db.transaction() as conn:
+            enqueue(0, conn)
+            barrier.wait(timeout=60)
+            deadline = 600  # bounded: 600 looks at the second editor, about 6 s
+            while not (second_done.wait(timeout=0.01) or waiting_for_a_lock()):
+                deadline -= 1
+                assert deadline > 0, "the second enqueue neither finished nor waited"
+
+    def second() -> None:
+        barrier.wait(timeout=60)
+        try:
+            enqueue(1)
+        finally:
+            second_done.set()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    return outcome
+
+
 # -- quiet hours ----------------------------------------------------------------------------
 def test_quiet_hours_of_account_and_category_move_each_delivery(sql_store: SqlStore) -> None:
     settings = make_settings(

@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from tests.fakes.harness import Harness, OnPlatform, register
+from tests.fakes.harness import Harness, OnPlatform, ServedAccount, register
 from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, json_response
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -654,7 +654,7 @@ def check_create_record(body: dict[str, Any]) -> list[str]:
 _app_passwords = itertools.count(1)
 
 
-class BlueskyHarness:
+class BlueskyHarness(ServedAccount):
     platform = "bluesky"
     create_route = CREATE_RECORD
     token_env = "CROSSPOST_TEST_BLUESKY_APP_PASSWORD"
@@ -671,13 +671,8 @@ class BlueskyHarness:
         self._before = {record["uri"] for record in pds.records()}
         self.revoked = False
 
-    def account(self) -> dict[str, Any]:
-        return {
-            "platform": "bluesky",
-            "base_url": self.server.url,
-            "token_env": self.token_env,
-            "handle": self.pds.handle,
-        }
+    def account_keys(self) -> dict[str, Any]:
+        return {"handle": self.pds.handle}
 
     def posts(self) -> list[OnPlatform]:
         return [

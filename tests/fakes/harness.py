@@ -56,6 +56,27 @@ class Harness(Protocol):
         ...
 
 
+class ServedAccount:
+    """The account a harness configures: the platform's table pointing at the harness's
+    server, with the secret in ``token_env``, plus the platform's own keys."""
+
+    platform: str
+    token_env: str
+    server: FakeServer
+
+    def account(self) -> dict[str, Any]:
+        table: dict[str, Any] = {
+            "platform": self.platform,
+            "base_url": self.server.url,
+            "token_env": self.token_env,
+        }
+        return table | self.account_keys()
+
+    def account_keys(self) -> dict[str, Any]:
+        """The keys the platform's account needs besides those three."""
+        return {}
+
+
 HarnessFactory = Callable[[], AbstractContextManager[Harness]]
 HARNESSES: dict[str, HarnessFactory] = {}
 
@@ -68,8 +89,20 @@ def register(name: str) -> Callable[[HarnessFactory], HarnessFactory]:
     return decorate
 
 
+def register_server(name: str, make: Callable[[], Harness]) -> None:
+    """Register the harness ``make`` builds, its server running while the test uses it."""
+
+    @contextmanager
+    def started() -> Iterator[Harness]:
+        harness = make()
+        with harness.server:
+            yield harness
+
+    HARNESSES[name] = started
+
+
 # -- Mastodon ------------------------------------------------------------------------------
-class MastodonHarness:
+class MastodonHarness(ServedAccount):
     platform = "mastodon"
     create_route = "POST /api/v1/statuses"
     token_env = "CROSSPOST_TEST_MASTODON_TOKEN"
@@ -78,14 +111,13 @@ class MastodonHarness:
     supports_delete = True
 
     def __init__(self) -> None:
-        from tests.fakes.mastodon import MastodonFake
+        from tests.fakes.mastodon import SPEC_NAME, MastodonFake
+        from tests.fakes.server import skip_without_spec
 
+        skip_without_spec(SPEC_NAME)
         self.server = MastodonFake(media_polls=1)
         self.fake = self.server
         self.token = self.server.token
-
-    def account(self) -> dict[str, Any]:
-        return {"platform": "mastodon", "base_url": self.server.url, "token_env": self.token_env}
 
     def posts(self) -> list[OnPlatform]:
         return [
@@ -101,13 +133,4 @@ class MastodonHarness:
         self.fake.token = "revoked"
 
 
-@register("mastodon")
-@contextmanager
-def mastodon_harness() -> Iterator[Harness]:
-    from tests.fakes.mastodon import SPEC_NAME
-    from tests.fakes.server import skip_without_spec
-
-    skip_without_spec(SPEC_NAME)
-    harness = MastodonHarness()
-    with harness.server:
-        yield harness
+register_server("mastodon", MastodonHarness)

@@ -41,13 +41,11 @@ import re
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from tests.fakes.harness import Harness, OnPlatform, register
+from tests.fakes.harness import OnPlatform, ServedAccount, register_server
 from tests.fakes.server import (
     FakeRequest,
     FakeResponse,
@@ -826,7 +824,7 @@ def _cut_like_linkedin(commentary: str) -> str:
 # -- the contract suite's harness -----------------------------------------------------------
 
 
-class LinkedInHarness:
+class LinkedInHarness(ServedAccount):
     platform = "linkedin"
     create_route = "POST /rest/posts"
     token_env = "CROSSPOST_TEST_LINKEDIN_TOKEN"
@@ -839,14 +837,8 @@ class LinkedInHarness:
         self.server: FakeServer = self.fake
         self.token = self.fake.token
 
-    def account(self) -> dict[str, Any]:
-        return {
-            "platform": "linkedin",
-            "base_url": self.fake.url,
-            "token_env": self.token_env,
-            "organization": self.fake.organization,
-            "version": "202501",
-        }
+    def account_keys(self) -> dict[str, Any]:
+        return {"organization": self.fake.organization, "version": "202501"}
 
     def posts(self) -> list[OnPlatform]:
         return [OnPlatform(remote_id=p.urn, text=p.text, alts=p.alts) for p in self.fake.posts]
@@ -855,12 +847,7 @@ class LinkedInHarness:
         self.fake.token = "revoked"
 
 
-@register("linkedin")
-@contextmanager
-def linkedin_harness() -> Iterator[Harness]:
-    harness = LinkedInHarness()
-    with harness.fake:
-        yield harness
+register_server("linkedin", LinkedInHarness)
 
 
 # -- running it alone ----------------------------------------------------------------------

@@ -28,9 +28,7 @@ import argparse
 import copy
 import html
 import itertools
-import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import regex  # type: ignore[import-untyped, unused-ignore]
 
 from tests.fakes.server import (
+    ContractFile,
     FakeRequest,
     FakeResponse,
     FakeServer,
@@ -56,23 +55,16 @@ URL_RE = re.compile(r"https?://[^\s<>\"]+[^\s<>\".,;:!?)\]'}]")
 HASHTAG_RE = re.compile(r"(?<![\w/#])#(\w+)")
 DEFAULT_TOKEN = "fake-mastodon-token"
 
-_spec_lock = threading.Lock()
-_spec: OpenAPI | None = None
+
+def _parse_spec(data: dict[str, Any]) -> OpenAPI:
+    from openapi_core import Config, OpenAPI
+
+    _patch_spec(data)
+    return OpenAPI.from_dict(data, config=Config(spec_validator_cls=None))
 
 
-def mastodon_spec() -> OpenAPI:
-    """The patched contract, parsed once per process."""
-    global _spec
-    with _spec_lock:
-        if _spec is None:
-            from openapi_core import Config, OpenAPI
-
-            # Outside the workplace the contract is absent: the test using the fake skips.
-            path = skip_without_spec(SPEC_NAME)
-            data = json.loads(path.read_text(encoding="utf-8"))
-            _patch_spec(data)
-            _spec = OpenAPI.from_dict(data, config=Config(spec_validator_cls=None))
-        return _spec
+#: the patched contract, parsed once per process
+mastodon_spec = ContractFile(SPEC_NAME, _parse_spec)
 
 
 def _patch_spec(data: dict[str, Any]) -> None:

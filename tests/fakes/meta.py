@@ -35,15 +35,14 @@ import json
 import re
 import secrets
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import regex  # type: ignore[import-untyped, unused-ignore]
 
-from tests.fakes.harness import Harness, OnPlatform, register
+from tests.fakes.harness import OnPlatform, ServedAccount, register_server
 from tests.fakes.server import (
     FakeRequest,
     FakeResponse,
@@ -1405,7 +1404,7 @@ class ThreadsFake(ContainerFake):
 # -- harnesses for the contract suite ---------------------------------------------------------
 
 
-class FacebookHarness:
+class FacebookHarness(ServedAccount):
     platform = "facebook"
     create_route = "POST /{page}/feed"
     token_env = "CROSSPOST_TEST_FACEBOOK_TOKEN"
@@ -1417,13 +1416,8 @@ class FacebookHarness:
         self.server = self.fake = FacebookFake()
         self.token = self.fake.token
 
-    def account(self) -> dict[str, Any]:
-        return {
-            "platform": "facebook",
-            "base_url": self.fake.url,
-            "token_env": self.token_env,
-            "page_id": self.fake.page_id,
-        }
+    def account_keys(self) -> dict[str, Any]:
+        return {"page_id": self.fake.page_id}
 
     def posts(self) -> list[OnPlatform]:
         return [
@@ -1439,7 +1433,7 @@ class FacebookHarness:
         self.fake.token = "revoked"
 
 
-class _ContainerHarness:
+class _ContainerHarness(ServedAccount):
     #: Meta fetches the images from the website's public URLs (``media_urls``)
     fetches_public_media = True
     #: the platform publishes no text-only posts
@@ -1467,13 +1461,8 @@ class InstagramHarness(_ContainerHarness):
         self.server = self.fake = InstagramFake()
         self.token = self.fake.token
 
-    def account(self) -> dict[str, Any]:
-        return {
-            "platform": "instagram",
-            "base_url": self.fake.url,
-            "token_env": self.token_env,
-            "ig_user_id": self.fake.user_id,
-        }
+    def account_keys(self) -> dict[str, Any]:
+        return {"ig_user_id": self.fake.user_id}
 
     def revoke(self) -> None:
         self.fake.token = "revoked"
@@ -1489,40 +1478,16 @@ class ThreadsHarness(_ContainerHarness):
         self.fake = self.threads
         self.token = self.fake.token
 
-    def account(self) -> dict[str, Any]:
-        return {
-            "platform": "threads",
-            "base_url": self.fake.url,
-            "token_env": self.token_env,
-            "user_id": self.fake.user_id,
-        }
+    def account_keys(self) -> dict[str, Any]:
+        return {"user_id": self.fake.user_id}
 
     def revoke(self) -> None:
         self.threads.revoke_all()
 
 
-@register("facebook")
-@contextmanager
-def facebook_harness() -> Iterator[Harness]:
-    harness = FacebookHarness()
-    with harness.server:
-        yield harness
-
-
-@register("instagram")
-@contextmanager
-def instagram_harness() -> Iterator[Harness]:
-    harness = InstagramHarness()
-    with harness.server:
-        yield harness
-
-
-@register("threads")
-@contextmanager
-def threads_harness() -> Iterator[Harness]:
-    harness = ThreadsHarness()
-    with harness.server:
-        yield harness
+register_server("facebook", FacebookHarness)
+register_server("instagram", InstagramHarness)
+register_server("threads", ThreadsHarness)
 
 
 # -- running one alone ------------------------------------------------------------------------

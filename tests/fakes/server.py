@@ -54,7 +54,7 @@ from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Generic, Literal, Self, TypeVar
 
 #: contract files (OpenAPI and friends) of the platforms, beside the repository
 SPECS_DIR = Path(
@@ -62,6 +62,7 @@ SPECS_DIR = Path(
     or Path(__file__).resolve().parents[2].parent / "shared" / "specs"
 )
 CONTROL_PREFIX = "/__fake__"
+C = TypeVar("C")
 
 
 def spec_path(name: str) -> Path | None:
@@ -81,6 +82,25 @@ def skip_without_spec(name: str) -> Path:
             "holding the platform contracts); the fake cannot validate requests without it"
         )
     return path
+
+
+class ContractFile(Generic[C]):
+    """A platform contract, read and parsed once per process: ``contract()`` is the parsed
+    contract; the calling test skips where the file is absent."""
+
+    def __init__(self, name: str, parse: Callable[[dict[str, Any]], C]) -> None:
+        self.name = name
+        self._parse = parse
+        self._lock = threading.Lock()
+        self._parsed: C | None = None
+
+    def __call__(self) -> C:
+        with self._lock:
+            if self._parsed is None:
+                # Outside the workplace the contract is absent: the test using the fake skips.
+                path = skip_without_spec(self.name)
+                self._parsed = self._parse(json.loads(path.read_text(encoding="utf-8")))
+            return self._parsed
 
 
 # --- requests and responses -------------------------------------------------------------------

@@ -32,15 +32,14 @@ import argparse
 import itertools
 import json
 import re
-import threading
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.harness import Harness, OnPlatform, register
+from tests.fakes.harness import OnPlatform, ServedAccount, register_server
 from tests.fakes.server import (
+    ContractFile,
     FakeRequest,
     FakeResponse,
     FakeServer,
@@ -60,24 +59,22 @@ CHANNEL_ID = -1001234567890
 GROUP_ID = -1009876543210
 DELETE_WINDOW = 48 * 3600
 
-_spec_lock = threading.Lock()
-_spec: dict[str, Any] | None = None
-
-
-def telegram_spec() -> dict[str, Any]:
-    """The Bot API contract (methods and types), read once per process."""
-    global _spec
-    with _spec_lock:
-        if _spec is None:
-            # Outside the workplace the contract is absent: the test using the fake skips.
-            path = skip_without_spec(SPEC_NAME)
-            _spec = json.loads(path.read_text(encoding="utf-8"))
-        return _spec
+#: the Bot API contract (methods and types), read once per process
+telegram_spec: ContractFile[dict[str, Any]] = ContractFile(SPEC_NAME, lambda data: data)
 
 
 def utf16_length(text: str) -> int:
     """Telegram's count: UTF-16 code units of the trimmed text (entities parse nothing here)."""
     return len(text.strip().encode("utf-16-le")) // 2
+
+
+def _text_refused(text: str) -> FakeResponse | None:
+    """Telegram's answer to a message text it does not send: empty, or over 4096 units."""
+    if not text.strip():
+        return _error(400, "Bad Request: message text is empty")
+    if utf16_length(text) > 4096:
+        return _error(400, "Bad Request: message is too long")
+    return None
 
 
 def flood(retry_after: int = 1) -> Fault:
@@ -435,10 +432,9 @@ class TelegramFake(FakeServer):
 
     def _reply_in_group(self, params: dict[str, Any]) -> FakeResponse:
         text = str(params["text"])
-        if not text.strip():
-            return _error(400, "Bad Request: message text is empty")
-        if utf16_length(text) > 4096:
-            return _error(400, "Bad Request: message is too long")
+        refused = _text_refused(text)
+        if refused:
+            return refused
         reply = decoded(params.get("reply_parameters"), dict)
         replied_id = reply.get("message_id") if isinstance(reply, dict) else None
         replied = self.group_messages.get(replied_id) if isinstance(replied_id, int) else None
@@ -582,14 +578,10 @@ class TelegramFake(FakeServer):
     def _send_message(self, params: dict[str, Any], files: dict[str, FormPart]) -> FakeResponse:
         if str(params["chat_id"]) == str(self.group_id):
             return self._reply_in_group(params)
-        refused = self._refuse_post(params["chat_id"])
+        text = str(params["text"])
+        refused = self._refuse_post(params["chat_id"]) or _text_refused(text)
         if refused:
             return refused
-        text = str(params["text"])
-        if not text.strip():
-            return _error(400, "Bad Request: message text is empty")
-        if utf16_length(text) > 4096:
-            return _error(400, "Bad Request: message is too long")
         preview = decoded(params.get("link_preview_options"), dict)
         url = preview.get("url") if isinstance(preview, dict) else None
         message = self._new_message(text=text, link_preview_url=url)
@@ -812,7 +804,7 @@ def _parameters(
 # --- the contract suite's harness --------------------------------------------------------------
 
 
-class TelegramHarness:
+class TelegramHarness(ServedAccount):
     platform = "telegram"
     create_route = "POST /bot{token}/sendMessage"
     token_env = "CROSSPOST_TEST_TELEGRAM_TOKEN"
@@ -821,17 +813,13 @@ class TelegramHarness:
     supports_delete = True
 
     def __init__(self) -> None:
+        skip_without_spec(SPEC_NAME)
         self.server = TelegramFake()
         self.fake = self.server
         self.token = self.server.token
 
-    def account(self) -> dict[str, Any]:
-        return {
-            "platform": "telegram",
-            "base_url": self.server.url,
-            "token_env": self.token_env,
-            "chat": f"@{self.fake.username}",
-        }
+    def account_keys(self) -> dict[str, Any]:
+        return {"chat": f"@{self.fake.username}"}
 
     def posts(self) -> list[OnPlatform]:
         albums: dict[str, list[FakeMessage]] = {}
@@ -853,13 +841,7 @@ class TelegramHarness:
         self.fake.token = "7000000001:revoked"
 
 
-@register("telegram")
-@contextmanager
-def telegram_harness() -> Iterator[Harness]:
-    skip_without_spec(SPEC_NAME)
-    harness = TelegramHarness()
-    with harness.server:
-        yield harness
+register_server("telegram", TelegramHarness)
 
 
 # --- running it alone -------------------------------------------------------------------------

@@ -42,7 +42,6 @@ import itertools
 import json
 import re
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -52,9 +51,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crosspost.counting import count_x
-from tests.fakes.harness import Harness, OnPlatform, register
+from tests.fakes.harness import Harness, OnPlatform, ServedAccount, register
 from tests.fakes.mastodon import _describe, _OpenAPIRequest, _OpenAPIResponse
 from tests.fakes.server import (
+    ContractFile,
     FakeRequest,
     FakeResponse,
     FakeServer,
@@ -81,29 +81,22 @@ TOO_LONG = (
 )
 DUPLICATE = "You are not allowed to create a Tweet with duplicate content."
 
-_spec_lock = threading.Lock()
-_spec: OpenAPI | None = None
+
+def _parse_spec(data: dict[str, Any]) -> OpenAPI:
+    from openapi_core import Config, OpenAPI
+
+    _patch_spec(data)
+    config = Config(
+        spec_validator_cls=None,
+        # X answers errors as RFC 7807 documents, a media type openapi-core
+        # does not read as JSON by itself.
+        extra_media_type_deserializers={"application/problem+json": _problem_json},
+    )
+    return OpenAPI.from_dict(data, config=config)
 
 
-def x_spec() -> OpenAPI:
-    """The patched contract, parsed once per process."""
-    global _spec
-    with _spec_lock:
-        if _spec is None:
-            from openapi_core import Config, OpenAPI
-
-            # Outside the workplace the contract is absent: the test using the fake skips.
-            path = skip_without_spec(SPEC_NAME)
-            data = json.loads(path.read_text(encoding="utf-8"))
-            _patch_spec(data)
-            config = Config(
-                spec_validator_cls=None,
-                # X answers errors as RFC 7807 documents, a media type openapi-core
-                # does not read as JSON by itself.
-                extra_media_type_deserializers={"application/problem+json": _problem_json},
-            )
-            _spec = OpenAPI.from_dict(data, config=config)
-        return _spec
+#: the patched contract, parsed once per process
+x_spec = ContractFile(SPEC_NAME, _parse_spec)
 
 
 def _problem_json(body: bytes | str, **_options: Any) -> Any:
@@ -728,7 +721,7 @@ _TOKEN_FIELDS = frozenset({"grant_type", "refresh_token", "client_id"})
 # --- the contract suite's harness --------------------------------------------------------------
 
 
-class XHarness:
+class XHarness(ServedAccount):
     platform = "x"
     create_route = "POST /2/tweets"
     token_env = "CROSSPOST_TEST_X_TOKEN"
@@ -744,14 +737,8 @@ class XHarness:
         self.refresh_file.write_text(DEFAULT_REFRESH + "\n", encoding="utf-8")
         self.refresh_file.chmod(0o600)
 
-    def account(self) -> dict[str, Any]:
-        return {
-            "platform": "x",
-            "base_url": self.server.url,
-            "token_env": self.token_env,
-            "refresh_token_file": str(self.refresh_file),
-            "client_id": self.fake.client_id,
-        }
+    def account_keys(self) -> dict[str, Any]:
+        return {"refresh_token_file": str(self.refresh_file), "client_id": self.fake.client_id}
 
     def posts(self) -> list[OnPlatform]:
         return [

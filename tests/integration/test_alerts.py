@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.contract.test_store import NOW, claim, enqueue, only
+from tests.rawsettings import settings_from
 from tests.smtpfixture import SmtpServer
 
 from crosspost.alerts import Alerts
@@ -20,7 +21,7 @@ SITE = "https://www.zv-staedtedreieck.de"
 
 
 def settings_for(smtp: SmtpServer, **alerts: Any) -> Settings:
-    return Settings(
+    return settings_from(
         site={"url": SITE, "name": "Zweckverband Städtedreieck", "timezone": "Europe/Berlin"},
         accounts={
             "mastodon": {"platform": "mastodon", "base_url": "https://social.example"},

@@ -8,7 +8,6 @@ those rules. What the PDS stores is read back directly from it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import itertools
@@ -17,12 +16,13 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from tests.adapterfixture import Requests, build, run
 from tests.fakes.bluesky import (
     CREATE_RECORD,
     CREATE_SESSION,
@@ -31,9 +31,7 @@ from tests.fakes.bluesky import (
     UPLOAD_BLOB,
     BlueskyProxy,
     Pds,
-    pds_or_skip,
 )
-from tests.fakes.fixtures import assert_clean
 from tests.fakes.server import lose_response, reset, status
 
 from crosspost.adapters._atproto import (
@@ -45,33 +43,15 @@ from crosspost.adapters._atproto import (
     jwt_expiry,
     tid,
 )
-from crosspost.adapters.base import build_adapter
 from crosspost.adapters.bluesky import BlueskyAdapter
-from crosspost.config import Settings
 from crosspost.counting import graphemes
 from crosspost.exceptions import AuthError, RateLimited, Rejected, Transient, UnknownOutcome
 from crosspost.models import Media, PublishRequest, PublishResult
 
-T = TypeVar("T")
 TOKEN_ENV = "CROSSPOST_TEST_BLUESKY_APP_PASSWORD"
-SITE = {"url": "https://www.zv-staedtedreieck.de", "name": "Zweckverband Städtedreieck"}
 LINK = "https://www.zv-staedtedreieck.de/aktuelles/weihnachtsmarkt"
 _names = itertools.count(1)
 _links = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def pds() -> Pds:
-    """The session's PDS (installed by tests/pds/setup.sh on first use)."""
-    return pds_or_skip()
-
-
-@pytest.fixture
-def proxy(pds: Pds) -> Iterator[BlueskyProxy]:
-    """A fresh proxy (empty request log, no faults) in front of the PDS."""
-    with BlueskyProxy(pds) as server:
-        yield server
-    assert_clean(server)
 
 
 @pytest.fixture
@@ -105,36 +85,11 @@ def connect(
 
     def make(*, secret: str | None = None, timeout: float = 10.0) -> BlueskyAdapter:
         monkeypatch.setenv(TOKEN_ENV, secret or app_password[1])
-        settings = Settings(
-            site=SITE,
-            daemon={"http_timeout": timeout, "state_dir": str(state_dir)},
-            accounts={
-                "bsky": {
-                    "platform": "bluesky",
-                    "base_url": proxy.url,
-                    "token_env": TOKEN_ENV,
-                    "handle": pds.handle,
-                }
-            },
-        )
-        adapter = build_adapter("bsky", settings)
-        assert isinstance(adapter, BlueskyAdapter)
-        return adapter
+        account = {"platform": "bluesky", "base_url": proxy.url, "token_env": TOKEN_ENV}
+        account["handle"] = pds.handle
+        return build(BlueskyAdapter, "bsky", account, timeout=timeout, state_dir=state_dir)
 
     return make
-
-
-def run(adapter: BlueskyAdapter, scenario: Callable[[], Awaitable[T]]) -> T:
-    """Run ``scenario`` in a fresh event loop, closing the adapter afterwards."""
-
-    async def main() -> T:
-        await adapter.open()
-        try:
-            return await scenario()
-        finally:
-            await adapter.aclose()
-
-    return asyncio.run(main())
 
 
 def unique_link() -> str:
@@ -156,19 +111,8 @@ def publish_request(
         if saved is not None:
             saved.update(values)
 
-    return PublishRequest(
-        delivery_id=1,
-        post_id=1,
-        account="bsky",
-        text=text,
-        link=link,
-        title="Weihnachtsmarkt im Städtedreieck",
-        media=media,
-        idempotency_key=key,
-        created_at=datetime.now(UTC) - timedelta(minutes=1),
-        progress=dict(progress or {}),
-        checkpoint=checkpoint,
-    )
+    requests = Requests("bsky", text, link=link, title="Weihnachtsmarkt im Städtedreieck", key=key)
+    return requests(media=media, progress=progress, checkpoint=checkpoint)
 
 
 def posts_with(pds: Pds, link: str) -> list[dict[str, Any]]:

@@ -6,39 +6,39 @@ API contract (``fake.validation_errors == []``) and the fake did not break.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from tests.fakes.fixtures import FakeStarter
+from tests.adapterfixture import (
+    Requests,
+    auth_failures,
+    build,
+    delete_twice,
+    lost_then_found,
+    publish_twice,
+    rate_limited_until,
+    run,
+    transient_then_published,
+    unreadable_image_refused,
+)
 from tests.fakes.meta import FacebookFake, graph_fault
 from tests.fakes.server import lose_response, status
 
 from crosspost.adapters._meta import DEFAULT_THROTTLE_WAIT
-from crosspost.adapters.base import build_adapter
 from crosspost.adapters.facebook import FacebookAdapter
-from crosspost.config import Settings
-from crosspost.exceptions import AuthError, RateLimited, Rejected, Transient, UnknownOutcome
-from crosspost.models import Media, PublishRequest
+from crosspost.exceptions import AuthError, RateLimited, Rejected, Transient
+from crosspost.models import Media
 
-T = TypeVar("T")
 TOKEN_ENV = "CROSSPOST_TEST_FACEBOOK_TOKEN"
-SITE = {"url": "https://www.zv-staedtedreieck.de", "name": "Zweckverband Städtedreieck"}
 LINK = "https://www.zv-staedtedreieck.de/aktuelles/wertstoffhof"
 TEXT = f"Der Wertstoffhof hat ab Montag länger geöffnet.\n\n{LINK}"
 FEED = "POST /{page}/feed"
 PHOTOS = "POST /{page}/photos"
 THROTTLING = [4, 17, 32, 341, 613, 80001]
-
-
-@pytest.fixture
-def facebook_fake(start_fake: FakeStarter) -> FacebookFake:
-    """A fresh Facebook Page on 127.0.0.1 that checks every request."""
-    return start_fake(FacebookFake())
 
 
 @pytest.fixture
@@ -49,52 +49,14 @@ def connect(
 
     def make(*, token: str | None = None, timeout: float = 5.0) -> FacebookAdapter:
         monkeypatch.setenv(TOKEN_ENV, token or facebook_fake.token)
-        settings = Settings(
-            site=SITE,
-            daemon={"http_timeout": timeout},
-            accounts={
-                "fb": {
-                    "platform": "facebook",
-                    "base_url": facebook_fake.url,
-                    "token_env": TOKEN_ENV,
-                    "page_id": facebook_fake.page_id,
-                }
-            },
-        )
-        adapter = build_adapter("fb", settings)
-        assert isinstance(adapter, FacebookAdapter)
-        return adapter
+        account = {"platform": "facebook", "base_url": facebook_fake.url, "token_env": TOKEN_ENV}
+        account["page_id"] = facebook_fake.page_id
+        return build(FacebookAdapter, "fb", account, timeout=timeout)
 
     return make
 
 
-def run(adapter: FacebookAdapter, scenario: Callable[[], Awaitable[T]]) -> T:
-    """Run ``scenario`` in a fresh event loop with the adapter opened and closed around it."""
-
-    async def main() -> T:
-        await adapter.open()
-        try:
-            return await scenario()
-        finally:
-            await adapter.aclose()
-
-    return asyncio.run(main())
-
-
-def publish_request(
-    text: str = TEXT, *, media: tuple[Media, ...] = (), created_at: datetime | None = None
-) -> PublishRequest:
-    return PublishRequest(
-        delivery_id=1,
-        post_id=1,
-        account="fb",
-        text=text,
-        link=LINK,
-        title="Wertstoffhof",
-        media=media,
-        idempotency_key="d-1-fb",
-        created_at=created_at or datetime.now(UTC) - timedelta(minutes=1),
-    )
+publish_request = Requests("fb", TEXT, link=LINK, title="Wertstoffhof", key="d-1-fb")
 
 
 def image(tmp_path: Path, name: str = "wertstoffhof.jpg") -> Path:
@@ -151,11 +113,7 @@ def test_unreadable_image_is_rejected_before_anything_is_sent(
     facebook_fake: FacebookFake, connect: Callable[..., FacebookAdapter], tmp_path: Path
 ) -> None:
     """A missing image file fails the post for good without a request."""
-    adapter = connect()
-    media = (Media(tmp_path / "fehlt.jpg", "Alt"),)
-    with pytest.raises(Rejected, match=r"fehlt\.jpg") as caught:
-        run(adapter, lambda: adapter.publish(publish_request(media=media)))
-    assert caught.value.sent is False
+    unreadable_image_refused(connect(), publish_request, tmp_path)
     assert facebook_fake.requests == []
 
 
@@ -179,17 +137,10 @@ def test_lost_answer_is_unknown_and_the_lookup_finds_the_post(
     facebook_fake.inject(lose_response(), route=FEED)
     adapter = connect()
 
-    async def scenario() -> None:
-        with pytest.raises(UnknownOutcome) as caught:
-            await adapter.publish(publish_request())
-        assert caught.value.sent is True
-        [landed] = facebook_fake.posts
-        found = await adapter.find_existing(publish_request())
-        assert found is not None
-        assert found.remote_id == landed.id
-        assert found.remote_url is not None
-
-    run(adapter, scenario)
+    _landed, found = run(
+        adapter, lambda: lost_then_found(adapter, publish_request(), lambda: facebook_fake.posts)
+    )
+    assert found.remote_url is not None
     assert len(facebook_fake.posts) == 1
     [lookup] = facebook_fake.requests_to("GET /{page}/published_posts")
     assert lookup.arg("fields") == "id,message,created_time,permalink_url"
@@ -218,13 +169,7 @@ def test_duplicate_506_of_this_delivery_returns_the_first_post(
 ) -> None:
     """Facebook's duplicate guard (506) on a resend answers with the copy already there."""
     adapter = connect()
-
-    async def scenario() -> tuple[str, str]:
-        first = await adapter.publish(publish_request())
-        second = await adapter.publish(publish_request())
-        return first.remote_id, second.remote_id
-
-    first, second = run(adapter, scenario)
+    first, second = run(adapter, lambda: publish_twice(adapter, publish_request()))
     assert first == second
     assert [r.status for r in facebook_fake.requests_to(FEED)] == [200, 400]
     assert len(facebook_fake.posts) == 1
@@ -258,12 +203,10 @@ def test_throttling_codes_are_rate_limits_that_block_the_next_request(
 
     async def scenario() -> None:
         before = datetime.now(UTC)
-        with pytest.raises(RateLimited) as caught:
-            await adapter.publish(publish_request())
-        until = caught.value.until
-        assert until is not None
+        until = await rate_limited_until(
+            lambda: adapter.publish(publish_request()), match=f"#{code}"
+        )
         assert before + DEFAULT_THROTTLE_WAIT <= until <= datetime.now(UTC) + DEFAULT_THROTTLE_WAIT
-        assert f"#{code}" in caught.value.message
         with pytest.raises(RateLimited):
             await adapter.verify()
 
@@ -282,10 +225,7 @@ def test_business_use_case_header_sets_the_wait(
     adapter = connect()
 
     async def scenario() -> None:
-        with pytest.raises(RateLimited) as caught:
-            await adapter.publish(publish_request())
-        until = caught.value.until
-        assert until is not None
+        until = await rate_limited_until(lambda: adapter.publish(publish_request()))
         assert timedelta(minutes=6) < until - datetime.now(UTC) <= timedelta(minutes=7)
 
     run(adapter, scenario)
@@ -301,10 +241,7 @@ def test_usage_headers_of_a_success_hold_back_the_next_request(
         await adapter.verify()
         facebook_fake.regain_minutes = 3
         await adapter.verify()
-        with pytest.raises(RateLimited) as caught:
-            await adapter.publish(publish_request())
-        until = caught.value.until
-        assert until is not None
+        until = await rate_limited_until(lambda: adapter.publish(publish_request()))
         assert timedelta(minutes=2) < until - datetime.now(UTC) <= timedelta(minutes=3)
 
     run(adapter, scenario)
@@ -317,14 +254,8 @@ def test_invalid_token_190_is_an_auth_error_without_the_token(
     """Error 190 (token invalid or expired) becomes AuthError; the token never shows."""
     token = "EAAGrevoked-4f9e2c"
     adapter = connect(token=token)
-
-    async def scenario() -> None:
-        for call in (lambda: adapter.publish(publish_request()), adapter.verify):
-            with pytest.raises(AuthError, match="#190") as caught:
-                await call()
-            assert token not in str(caught.value)
-
-    run(adapter, scenario)
+    for error in run(adapter, lambda: auth_failures(adapter, publish_request(), "#190")):
+        assert token not in str(error)
     assert facebook_fake.posts == []
 
 
@@ -346,13 +277,8 @@ def test_temporary_errors_are_transient(
     facebook_fake.inject(fault, route=FEED)
     adapter = connect()
 
-    async def scenario() -> None:
-        with pytest.raises(Transient) as caught:
-            await adapter.publish(publish_request())
-        assert caught.value.sent is False
-        await adapter.publish(publish_request())
-
-    run(adapter, scenario)
+    error = run(adapter, lambda: transient_then_published(adapter, publish_request()))
+    assert error.sent is False
     assert len(facebook_fake.posts) == 1
 
 
@@ -361,14 +287,7 @@ def test_delete_removes_the_post_and_tolerates_it_being_gone(
 ) -> None:
     """Retracting deletes the post; deleting it again (error 100/33) is not an error."""
     adapter = connect()
-
-    async def scenario() -> None:
-        result = await adapter.publish(publish_request())
-        await adapter.delete(result.remote_id)
-        assert facebook_fake.posts == []
-        await adapter.delete(result.remote_id)
-
-    run(adapter, scenario)
+    run(adapter, lambda: delete_twice(adapter, publish_request(), lambda: facebook_fake.posts))
     assert [r.status for r in facebook_fake.requests_to("DELETE /{node}")] == [200, 400]
 
 

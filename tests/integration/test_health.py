@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.contract.test_store import NOW, claim, enqueue, only
+from tests.rawsettings import settings_from
 
 from crosspost.config import Settings
 from crosspost.health import Level, evaluate
@@ -18,7 +19,7 @@ SITE = "https://www.zv-staedtedreieck.de"
 
 
 def settings(**check: Any) -> Settings:
-    return Settings(
+    return settings_from(
         site={"url": SITE},
         accounts={
             "mastodon": {"platform": "mastodon", "base_url": "https://social.example"},
@@ -128,7 +129,7 @@ def test_a_disabled_accounts_waiting_posts_are_not_late(sql_store: SqlStore) -> 
     """The daemon does not publish for a disabled account: its queue is not 'late'."""
     beat(sql_store, NOW + timedelta(hours=1))
     enqueue(sql_store, "mastodon", due_at=NOW)
-    disabled = Settings(
+    disabled = settings_from(
         site={"url": SITE},
         accounts={
             "mastodon": {

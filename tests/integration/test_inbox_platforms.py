@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from tests.fakes.bluesky import BlueskyProxy, Pds, pds_or_skip
@@ -33,8 +33,11 @@ from tests.fakes.server import lose_response, rate_limit, skip_without_spec
 from tests.fakes.telegram import SPEC_NAME as TELEGRAM_SPEC
 from tests.fakes.telegram import TelegramFake
 from tests.fakes.x import XFake
+from tests.rawsettings import settings_from
 
 from crosspost.adapters.base import Adapter, build_adapter
+from crosspost.adapters.mastodon import MastodonAdapter
+from crosspost.adapters.threads import ThreadsAdapter
 from crosspost.config import Settings
 from crosspost.exceptions import RateLimited
 from crosspost.inbox import (
@@ -54,8 +57,10 @@ QUESTION = "Nimmt der Wertstoffhof auch Sperrmüll an?"
 ANSWER = "Ja, bis 2 m³ pro Anlieferung. Fragen zum Sperrmüll beantwortet das Bauamt."
 TOKEN_ENV = "CROSSPOST_TEST_INBOX_TOKEN"
 
+T = TypeVar("T")
 
-def run(coro: Any) -> Any:
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
@@ -109,7 +114,7 @@ class Platform:
 
 
 def settings_for(account: dict[str, Any], tmp_path: Path) -> Settings:
-    return Settings(
+    return settings_from(
         site=SITE,
         daemon={"http_timeout": 10.0, "state_dir": str(tmp_path / "state")},
         accounts={"acc": account},
@@ -219,7 +224,8 @@ def threads(start_fake: FakeStarter, tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     def adapter() -> Adapter:
         made = build_adapter("acc", settings)
-        made.container_poll_first = 0.01  # type: ignore[attr-defined]
+        assert isinstance(made, ThreadsAdapter)
+        made.container_poll_first = 0.01
         return made
 
     return Platform(
@@ -465,7 +471,8 @@ def test_mastodon_reads_back_to_since_first_then_forward_from_its_cursor(
 
     def small() -> Adapter:
         adapter = platform.adapter()
-        adapter.notifications_page = 2  # type: ignore[attr-defined]
+        assert isinstance(adapter, MastodonAdapter)
+        adapter.notifications_page = 2
         return adapter
 
     items, cursor = run(fetch(small(), None, []))

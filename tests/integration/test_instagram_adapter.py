@@ -8,38 +8,32 @@ contract (``fake.validation_errors == []``).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
 
 import httpx
 import pytest
-from tests.fakes.fixtures import FakeStarter
+from tests.adapterfixture import (
+    Requests,
+    build,
+    refused,
+    run,
+)
 from tests.fakes.meta import PUBLIC_MEDIA, InstagramFake, graph_fault
 from tests.fakes.server import lose_response, status
 
-from crosspost.adapters.base import build_adapter
 from crosspost.adapters.instagram import InstagramAdapter
-from crosspost.config import Settings
-from crosspost.exceptions import AuthError, RateLimited, Rejected, Transient, UnknownOutcome
+from crosspost.exceptions import AuthError, RateLimited, Transient, UnknownOutcome
 from crosspost.models import Media, PublishRequest
 
-T = TypeVar("T")
 TOKEN_ENV = "CROSSPOST_TEST_INSTAGRAM_TOKEN"
-SITE = {"url": "https://www.zv-staedtedreieck.de", "name": "Zweckverband Städtedreieck"}
 LINK = "https://www.zv-staedtedreieck.de/aktuelles/stadtfest"
 TEXT = f"Das Stadtfest beginnt am Samstag um 14 Uhr. #stadtfest #städtedreieck\n\n{LINK}"
 CREATE = "POST /{user}/media"
 PUBLISH = "POST /{user}/media_publish"
 STATUS = "GET /{node}"
-
-
-@pytest.fixture
-def instagram_fake(start_fake: FakeStarter) -> InstagramFake:
-    """A fresh Instagram account on 127.0.0.1 that checks every request."""
-    return start_fake(InstagramFake())
+ONE_DELIVERY = Requests("ig", TEXT, link=LINK, title="Stadtfest", key="d-7-ig", delivery_id=7)
 
 
 @pytest.fixture
@@ -50,37 +44,13 @@ def connect(
 
     def make(*, token: str | None = None) -> InstagramAdapter:
         monkeypatch.setenv(TOKEN_ENV, token or instagram_fake.token)
-        settings = Settings(
-            site=SITE,
-            daemon={"http_timeout": 5.0},
-            accounts={
-                "ig": {
-                    "platform": "instagram",
-                    "base_url": instagram_fake.url,
-                    "token_env": TOKEN_ENV,
-                    "ig_user_id": instagram_fake.user_id,
-                }
-            },
-        )
-        adapter = build_adapter("ig", settings)
-        assert isinstance(adapter, InstagramAdapter)
+        account = {"platform": "instagram", "base_url": instagram_fake.url, "token_env": TOKEN_ENV}
+        account["ig_user_id"] = instagram_fake.user_id
+        adapter = build(InstagramAdapter, "ig", account)
         adapter.container_poll_first = 0.01  # keep IN_PROGRESS polling quick
         return adapter
 
     return make
-
-
-def run(adapter: InstagramAdapter, scenario: Callable[[], Awaitable[T]]) -> T:
-    """Run ``scenario`` in a fresh event loop with the adapter opened and closed around it."""
-
-    async def main() -> T:
-        await adapter.open()
-        try:
-            return await scenario()
-        finally:
-            await adapter.aclose()
-
-    return asyncio.run(main())
 
 
 class Checkpoints:
@@ -117,20 +87,12 @@ def publish_request(
     urls: tuple[str, ...] | None = None,
 ) -> PublishRequest:
     media, derived = images(tmp_path, count)
-    extra: dict[str, Any] = {"checkpoint": checkpoints} if checkpoints else {}
-    return PublishRequest(
-        delivery_id=7,
-        post_id=7,
-        account="ig",
-        text=text,
-        link=LINK,
-        title="Stadtfest",
+    return ONE_DELIVERY(
+        text,
         media=media,
-        idempotency_key="d-7-ig",
-        created_at=datetime.now(UTC) - timedelta(minutes=1),
-        progress=dict(progress or {}),
+        progress=progress,
+        checkpoint=checkpoints,
         media_urls=derived if urls is None else urls,
-        **extra,
     )
 
 
@@ -177,9 +139,8 @@ def test_a_text_only_post_is_rejected_before_anything_is_sent(
     """Instagram publishes no text-only posts: Rejected, sent=False, no request."""
     adapter = connect()
     request = publish_request(tmp_path, count=0)
-    with pytest.raises(Rejected, match="no text-only posts") as caught:
-        run(adapter, lambda: adapter.publish(request))
-    assert caught.value.sent is False
+    refusal = refused(adapter, request, "no text-only posts")
+    assert refusal.sent is False
     assert instagram_fake.requests == []
 
 
@@ -200,9 +161,8 @@ def test_too_many_hashtags_are_rejected_before_anything_is_sent(
     """31 hashtags: Instagram would refuse the caption, so nothing is sent."""
     text = " ".join(f"#tag{n}" for n in range(31)) + f"\n\n{LINK}#abschnitt"
     adapter = connect()
-    with pytest.raises(Rejected, match="at most 30 hashtags") as caught:
-        run(adapter, lambda: adapter.publish(publish_request(tmp_path, text)))
-    assert caught.value.sent is False
+    refusal = refused(adapter, publish_request(tmp_path, text), "at most 30 hashtags")
+    assert refusal.sent is False
     assert instagram_fake.requests == []
 
 
@@ -416,9 +376,8 @@ def test_an_image_address_without_https_is_refused_by_adapter_and_fake(
     unsent, and the fake records a client that would send one anyway."""
     adapter = connect()
     plain = ("http://www.zv-staedtedreieck.de/social/media/7-1.jpg",)
-    with pytest.raises(Rejected, match="only from https") as caught:
-        run(adapter, lambda: adapter.publish(publish_request(tmp_path, urls=plain)))
-    assert caught.value.sent is False
+    refusal = refused(adapter, publish_request(tmp_path, urls=plain), "only from https")
+    assert refusal.sent is False
     assert instagram_fake.requests == []
 
     answer = httpx.post(

@@ -8,29 +8,37 @@ every test ends with the check that it recorded no violation
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
-from tests.fakes.fixtures import FakeStarter
+from tests.adapterfixture import (
+    SITE,
+    Requests,
+    auth_failures,
+    build,
+    delete_twice,
+    rate_limited_until,
+    refused,
+    run,
+)
 from tests.fakes.linkedin import CLIENT_ID, CLIENT_SECRET, LinkedInFake, throttled
 from tests.fakes.server import lose_response, status
+from tests.rawsettings import settings_from
 
 from crosspost import i18n
-from crosspost.adapters.base import build_adapter
 from crosspost.adapters.linkedin import (
     ALT_TEXT_MAX,
     LinkedInAdapter,
     escape_little_text,
 )
 from crosspost.clock import FrozenClock
-from crosspost.config import LinkedInAccount, Settings
+from crosspost.config import LinkedInAccount
 from crosspost.exceptions import (
     AuthError,
     ConfigError,
@@ -39,13 +47,11 @@ from crosspost.exceptions import (
     Transient,
     UnknownOutcome,
 )
-from crosspost.models import Media, PostMetrics, PublishRequest
+from crosspost.models import Media, PostMetrics
 
-T = TypeVar("T")
 TOKEN_ENV = "CROSSPOST_TEST_LINKEDIN_TOKEN"
 SECRET_ENV = "CROSSPOST_TEST_LINKEDIN_CLIENT_SECRET"
 VERSION = "202501"
-SITE = {"url": "https://www.zv-staedtedreieck.de", "name": "Zweckverband Städtedreieck"}
 LINK = "https://www.zv-staedtedreieck.de/aktuelles/weihnachtsmarkt"
 TITLE = "Weihnachtsmarkt im Städtedreieck"
 TEXT = f"Der Weihnachtsmarkt im Städtedreieck öffnet am 1. Dezember um 16 Uhr.\n\n{LINK}"
@@ -54,12 +60,6 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
     "0000000c4944415478da63f8cfc000000301010018dd8db00000000049454e44ae426082"
 )
-
-
-@pytest.fixture
-def linkedin_fake(start_fake: FakeStarter) -> LinkedInFake:
-    """A fresh LinkedIn page on 127.0.0.1, checked for contract violations after the test."""
-    return start_fake(LinkedInFake())
 
 
 @pytest.fixture
@@ -72,57 +72,14 @@ def connect(
 
     def make(*, token: str | None = None, timeout: float = 5.0, **account: Any) -> LinkedInAdapter:
         monkeypatch.setenv(TOKEN_ENV, token or linkedin_fake.token)
-        config: dict[str, Any] = {
-            "site": SITE,
-            "daemon": {"http_timeout": timeout},
-            "accounts": {
-                "li": {
-                    "platform": "linkedin",
-                    "base_url": linkedin_fake.url,
-                    "token_env": TOKEN_ENV,
-                    "organization": linkedin_fake.organization,
-                    "version": VERSION,
-                    **account,
-                }
-            },
-        }
-        adapter = build_adapter("li", Settings(**config))
-        assert isinstance(adapter, LinkedInAdapter)
-        return adapter
+        table = {"platform": "linkedin", "base_url": linkedin_fake.url, "token_env": TOKEN_ENV}
+        table |= {"organization": linkedin_fake.organization, "version": VERSION}
+        return build(LinkedInAdapter, "li", table | account, timeout=timeout)
 
     return make
 
 
-def run(adapter: LinkedInAdapter, scenario: Callable[[], Awaitable[T]]) -> T:
-    """Run ``scenario`` in a fresh event loop, with the adapter opened and closed around it."""
-
-    async def main() -> T:
-        await adapter.open()
-        try:
-            return await scenario()
-        finally:
-            await adapter.aclose()
-
-    return asyncio.run(main())
-
-
-def publish_request(
-    text: str = TEXT,
-    *,
-    media: tuple[Media, ...] = (),
-    created_at: datetime | None = None,
-) -> PublishRequest:
-    return PublishRequest(
-        delivery_id=1,
-        post_id=1,
-        account="li",
-        text=text,
-        link=LINK,
-        title=TITLE,
-        media=media,
-        idempotency_key="d-1-7f3a",
-        created_at=created_at or datetime.now(UTC) - timedelta(minutes=1),
-    )
+publish_request = Requests("li", TEXT, link=LINK, title=TITLE, key="d-1-7f3a")
 
 
 def image(tmp_path: Path, name: str = "markt.png") -> Path:
@@ -292,9 +249,8 @@ def test_an_alt_text_longer_than_linkedin_takes_is_rejected_before_sending(
     """Alt text over 4086 characters fails the post for good without any request."""
     adapter = connect()
     media = (Media(path=image(tmp_path), alt="A" * (ALT_TEXT_MAX + 1), mime="image/png"),)
-    with pytest.raises(Rejected, match="4086") as caught:
-        run(adapter, lambda: adapter.publish(publish_request(media=media)))
-    assert caught.value.sent is False
+    refusal = refused(adapter, publish_request(media=media), "4086")
+    assert refusal.sent is False
     assert linkedin_fake.requests == []
 
 
@@ -404,10 +360,9 @@ def test_the_fake_exhausts_its_daily_quota_with_a_bare_429(
 
     async def scenario() -> None:
         await adapter.publish(publish_request())
-        with pytest.raises(RateLimited) as caught:
-            await adapter.publish(publish_request(f"Zweiter Beitrag\n\n{LINK}"))
-        until = caught.value.until
-        assert until is not None
+        until = await rate_limited_until(
+            lambda: adapter.publish(publish_request(f"Zweiter Beitrag\n\n{LINK}"))
+        )
         assert (until.hour, until.minute, until.second) == (0, 0, 0)
         assert timedelta(0) < until - datetime.now(UTC) <= timedelta(days=1)
 
@@ -427,21 +382,11 @@ def test_401_is_an_auth_error_telling_to_renew_the_60_day_token(
     if expired:
         linkedin_fake.token, linkedin_fake.token_expired = token, True
     adapter = connect(token=token)
-
-    async def scenario() -> None:
-        calls: list[Callable[[], Awaitable[object]]] = [
-            lambda: adapter.publish(publish_request()),
-            adapter.verify,
-        ]
-        for call in calls:
-            with pytest.raises(AuthError, match="60 days") as caught:
-                await call()
-            assert caught.value.http_status == 401
-            reason = "expired" if expired else "Invalid access token"
-            assert reason in caught.value.message
-            assert token not in caught.value.message
-
-    run(adapter, scenario)
+    reason = "expired" if expired else "Invalid access token"
+    for error in run(adapter, lambda: auth_failures(adapter, publish_request(), "60 days")):
+        assert error.http_status == 401
+        assert reason in error.message
+        assert token not in error.message
     assert linkedin_fake.posts == []
 
 
@@ -480,9 +425,8 @@ def test_validation_refusal_is_rejected_with_linkedins_message(
     body = {"status": 422, "code": "UNPROCESSABLE_ENTITY", "message": "/commentary too long"}
     linkedin_fake.inject(status(422, body), route=POSTS)
     adapter = connect()
-    with pytest.raises(Rejected, match="/commentary too long") as caught:
-        run(adapter, lambda: adapter.publish(publish_request()))
-    assert caught.value.http_status == 422
+    refusal = refused(adapter, publish_request(), "/commentary too long")
+    assert refusal.http_status == 422
 
 
 def test_delete_removes_the_post_and_deleting_again_is_fine(
@@ -493,10 +437,7 @@ def test_delete_removes_the_post_and_deleting_again_is_fine(
     adapter = connect()
 
     async def scenario() -> None:
-        result = await adapter.publish(publish_request())
-        await adapter.delete(result.remote_id)
-        assert linkedin_fake.posts == []
-        await adapter.delete(result.remote_id)
+        await delete_twice(adapter, publish_request(), lambda: linkedin_fake.posts)
         await adapter.delete("urn:li:share:1")
 
     run(adapter, scenario)
@@ -582,8 +523,7 @@ def _introspecting_adapter(
     fake: LinkedInFake, monkeypatch: pytest.MonkeyPatch, client_secret: str
 ) -> LinkedInAdapter:
     monkeypatch.setenv(SECRET_ENV, client_secret)
-    options: dict[str, Any] = {"site": SITE}
-    settings = Settings(**options)
+    settings = settings_from(site=SITE)
     config = _AccountWithClient(
         platform="linkedin",
         base_url=fake.url,

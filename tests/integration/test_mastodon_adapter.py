@@ -7,24 +7,32 @@ API contract (``fake.validation_errors == []``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
+from tests.adapterfixture import (
+    Requests,
+    auth_failures,
+    build,
+    delete_twice,
+    lost_then_found,
+    publish_twice,
+    rate_limited_until,
+    refused,
+    run,
+    unreadable_image_refused,
+)
 from tests.fakes.mastodon import MastodonFake
 from tests.fakes.server import delay, lose_response, rate_limit, reset, status
 
-from crosspost.adapters.base import build_adapter
 from crosspost.adapters.mastodon import MastodonAdapter, idempotency_header
-from crosspost.config import Settings
-from crosspost.exceptions import AuthError, RateLimited, Rejected, Transient, UnknownOutcome
+from crosspost.exceptions import RateLimited, Transient, UnknownOutcome
 from crosspost.models import Media, PublishRequest
 
-T = TypeVar("T")
 TOKEN_ENV = "CROSSPOST_TEST_MASTODON_TOKEN"
-SITE = {"url": "https://www.zv-staedtedreieck.de", "name": "Zweckverband Städtedreieck"}
 LINK = "https://www.zv-staedtedreieck.de/aktuelles/weihnachtsmarkt"
 TEXT = f"Der Weihnachtsmarkt im Städtedreieck öffnet am 1. Dezember um 16 Uhr.\n\n{LINK}"
 STATUSES = "POST /api/v1/statuses"
@@ -38,38 +46,12 @@ def connect(
 
     def make(*, token: str | None = None, timeout: float = 5.0, **account: Any) -> MastodonAdapter:
         monkeypatch.setenv(TOKEN_ENV, token or mastodon_fake.token)
-        config: dict[str, Any] = {
-            "site": SITE,
-            "daemon": {"http_timeout": timeout},
-            "accounts": {
-                "m": {
-                    "platform": "mastodon",
-                    "base_url": mastodon_fake.url,
-                    "token_env": TOKEN_ENV,
-                    **account,
-                }
-            },
-        }
-        settings = Settings(**config)
-        adapter = build_adapter("m", settings)
-        assert isinstance(adapter, MastodonAdapter)
+        table = {"platform": "mastodon", "base_url": mastodon_fake.url, "token_env": TOKEN_ENV}
+        adapter = build(MastodonAdapter, "m", table | account, timeout=timeout)
         adapter.media_poll_first = 0.01  # keep the 206 polling quick
         return adapter
 
     return make
-
-
-def run(adapter: MastodonAdapter, scenario: Callable[[], Awaitable[T]]) -> T:
-    """Run ``scenario`` in a fresh event loop, with the adapter opened and closed around it."""
-
-    async def main() -> T:
-        await adapter.open()
-        try:
-            return await scenario()
-        finally:
-            await adapter.aclose()
-
-    return asyncio.run(main())
 
 
 def publish_request(
@@ -79,17 +61,8 @@ def publish_request(
     media: tuple[Media, ...] = (),
     created_at: datetime | None = None,
 ) -> PublishRequest:
-    return PublishRequest(
-        delivery_id=1,
-        post_id=1,
-        account="m",
-        text=text,
-        link=LINK,
-        title="Weihnachtsmarkt",
-        media=media,
-        idempotency_key=key,
-        created_at=created_at or datetime.now(UTC) - timedelta(minutes=1),
-    )
+    requests = Requests("m", text, link=LINK, title="Weihnachtsmarkt", key=key)
+    return requests(media=media, created_at=created_at)
 
 
 def test_publish_creates_one_status_with_the_exact_text(
@@ -139,11 +112,7 @@ def test_unreadable_image_is_rejected_before_anything_is_sent(
     mastodon_fake: MastodonFake, connect: Callable[..., MastodonAdapter], tmp_path: Path
 ) -> None:
     """A missing image file fails the post for good without a request."""
-    adapter = connect()
-    media = (Media(path=tmp_path / "missing.jpg", alt="Alt"),)
-    with pytest.raises(Rejected, match=r"missing\.jpg") as caught:
-        run(adapter, lambda: adapter.publish(publish_request(media=media)))
-    assert caught.value.sent is False
+    unreadable_image_refused(connect(), publish_request, tmp_path)
     assert mastodon_fake.requests_to("POST /api/v2/media") == []
 
 
@@ -152,13 +121,7 @@ def test_same_idempotency_key_twice_gives_one_status(
 ) -> None:
     """A resend with the delivery's key returns the first status instead of a second one."""
     adapter = connect()
-
-    async def twice() -> tuple[str, str]:
-        first = await adapter.publish(publish_request())
-        second = await adapter.publish(publish_request())
-        return first.remote_id, second.remote_id
-
-    first, second = run(adapter, twice)
+    first, second = run(adapter, lambda: publish_twice(adapter, publish_request()))
     assert first == second
     assert len(mastodon_fake.requests_to(STATUSES)) == 2
     assert len(mastodon_fake.statuses_containing(LINK)) == 1
@@ -206,10 +169,7 @@ def test_429_with_retry_after_blocks_requests_until_then(
 
     async def scenario() -> datetime:
         before = datetime.now(UTC)
-        with pytest.raises(RateLimited) as first:
-            await adapter.publish(publish_request())
-        until = first.value.until
-        assert until is not None
+        until = await rate_limited_until(lambda: adapter.publish(publish_request()))
         assert before + timedelta(seconds=1) <= until <= datetime.now(UTC) + timedelta(seconds=1)
         with pytest.raises(RateLimited) as second:
             await adapter.publish(publish_request())
@@ -236,10 +196,7 @@ def test_exhausted_rate_limit_headers_block_until_the_reset(
 
     async def scenario() -> None:
         await adapter.verify()  # the second: the budget is used up
-        with pytest.raises(RateLimited) as caught:
-            await adapter.find_existing(publish_request())
-        until = caught.value.until
-        assert until is not None
+        until = await rate_limited_until(lambda: adapter.find_existing(publish_request()))
         assert timedelta(minutes=4) < until - datetime.now(UTC) <= timedelta(minutes=5)
 
     run(adapter, scenario)
@@ -254,13 +211,9 @@ def test_lost_answer_is_unknown_then_found_and_resend_adds_nothing(
     adapter = connect()
 
     async def scenario() -> None:
-        with pytest.raises(UnknownOutcome) as caught:
-            await adapter.publish(publish_request())
-        assert caught.value.sent is True
-        [landed] = mastodon_fake.statuses
-        found = await adapter.find_existing(publish_request())
-        assert found is not None
-        assert found.remote_id == landed.id
+        landed, found = await lost_then_found(
+            adapter, publish_request(), lambda: mastodon_fake.statuses
+        )
         assert found.remote_url is not None
         resent = await adapter.publish(publish_request())
         assert resent.remote_id == landed.id
@@ -329,19 +282,10 @@ def test_revoked_token_is_an_auth_error_without_the_token_in_it(
     """401 "The access token is invalid" becomes AuthError; the token never shows."""
     token = "revoked-token-4f9e2c"
     adapter = connect(token=token)
-
-    async def scenario() -> None:
-        calls: list[Callable[[], Awaitable[object]]] = [
-            lambda: adapter.publish(publish_request()),
-            adapter.verify,
-        ]
-        for call in calls:
-            with pytest.raises(AuthError, match="The access token is invalid") as caught:
-                await call()
-            assert caught.value.http_status == 401
-            assert token not in str(caught.value)
-
-    run(adapter, scenario)
+    invalid = "The access token is invalid"
+    for error in run(adapter, lambda: auth_failures(adapter, publish_request(), invalid)):
+        assert error.http_status == 401
+        assert token not in str(error)
     assert mastodon_fake.statuses == []
 
 
@@ -351,9 +295,8 @@ def test_platform_validation_error_is_rejected_with_its_message(
     """422 from the instance (text over its limit) is Rejected with Mastodon's own words."""
     adapter = connect(max_characters=1000)  # the config allows more than the instance does
     text = "Ä" * 600 + f"\n\n{LINK}"
-    with pytest.raises(Rejected, match="Text character limit of 500 exceeded") as caught:
-        run(adapter, lambda: adapter.publish(publish_request(text)))
-    assert caught.value.http_status == 422
+    refusal = refused(adapter, publish_request(text), "Text character limit of 500 exceeded")
+    assert refusal.http_status == 422
     assert mastodon_fake.statuses == []
 
 
@@ -378,14 +321,7 @@ def test_delete_removes_the_status_and_tolerates_it_being_gone(
 ) -> None:
     """Retracting deletes the status; deleting it again (404) is not an error."""
     adapter = connect()
-
-    async def scenario() -> None:
-        result = await adapter.publish(publish_request())
-        await adapter.delete(result.remote_id)
-        assert mastodon_fake.statuses == []
-        await adapter.delete(result.remote_id)
-
-    run(adapter, scenario)
+    run(adapter, lambda: delete_twice(adapter, publish_request(), lambda: mastodon_fake.statuses))
     assert [r.status for r in mastodon_fake.requests_to("DELETE /api/v1/statuses/{id}")] == [
         200,
         404,

@@ -10,18 +10,16 @@ from __future__ import annotations
 import asyncio
 import csv
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from tests.fakes.bluesky import GET_POSTS, GET_PROFILE, BlueskyProxy, Pds, pds_or_skip
-from tests.fakes.fixtures import assert_clean
+from tests.fakes.bluesky import GET_POSTS, GET_PROFILE, BlueskyProxy, Pds
 from tests.integration.test_metrics_collection import MovableClock, add_published
+from tests.rawsettings import settings_from
 
 from crosspost.adapters.base import build_adapter
-from crosspost.config import Settings
 from crosspost.models import PublishRequest
 from crosspost.report import make_report
 from crosspost.sampling import collect
@@ -34,24 +32,12 @@ TOKEN_ENV = "CROSSPOST_TEST_BLUESKY_METRICS_PASSWORD"
 SITE = "https://www.zv-staedtedreieck.de"
 
 
-@pytest.fixture(scope="module")
-def pds() -> Pds:
-    return pds_or_skip()
-
-
-@pytest.fixture
-def proxy(pds: Pds) -> Iterator[BlueskyProxy]:
-    with BlueskyProxy(pds) as server:
-        yield server
-    assert_clean(server)
-
-
 def test_a_pds_without_appview_gives_an_empty_sample_once(
     pds: Pds, proxy: BlueskyProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = f"metrics-{os.getpid()}"
     monkeypatch.setenv(TOKEN_ENV, pds.create_app_password(name))
-    settings = Settings(
+    settings = settings_from(
         site={"url": SITE},
         daemon={"state_dir": str(tmp_path / "state")},
         accounts={

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import insert, select
 from tests.fakes.mastodon import MastodonFake
 from tests.fakes.server import FakeRequest, FakeResponse, rate_limit, status
+from tests.rawsettings import settings_from
 
 from crosspost.config import Settings
 from crosspost.report import make_report
@@ -53,7 +54,7 @@ def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SqlSto
 
 
 def settings_for(fake: MastodonFake, url: str, **evaluation: Any) -> Settings:
-    return Settings(
+    return settings_from(
         site={"url": "https://www.zv-staedtedreieck.de", "timezone": "Europe/Berlin"},
         database={"url": url},
         accounts={
@@ -130,7 +131,7 @@ def samples(store: SqlStore) -> list[tuple[int, int | None, int | None, int | No
                 post_metrics.c.replies,
             ).order_by(post_metrics.c.delivery_id, post_metrics.c.age_days)
         ).all()
-    return [tuple(r) for r in rows]  # type: ignore[misc]
+    return [tuple(r) for r in rows]
 
 
 def follower_rows(store: SqlStore) -> list[tuple[str, str, int]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from tests.evaluation_seed import ACCOUNTS, SITE, YEAR, Expected, seed_year
+from tests.rawsettings import settings_from
 
 from crosspost.clock import Clock
 from crosspost.config import Settings
@@ -39,7 +40,7 @@ CLOCK = FixedClock(datetime(YEAR + 1, 1, 15, 12, tzinfo=UTC))
 
 
 def settings_for(url: str) -> Settings:
-    return Settings(
+    return settings_from(
         site={"url": SITE, "name": "Zweckverband Städtedreieck", "timezone": "Europe/Berlin"},
         database={"url": url},
         accounts={
@@ -336,6 +337,7 @@ def test_response_times_appear_only_with_inbox_data(
 
     answers: list[Month] = []
     inbox = types.ModuleType("crosspost.inbox")
+    # A bare stand-in module: mypy knows no attributes of a ModuleType made at run time.
     inbox.response_times = lambda store, year, zone=None: list(answers)  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "crosspost.inbox", inbox)
     store = SqlStore(f"sqlite:///{tmp_path / 'q.db'}", create=True)

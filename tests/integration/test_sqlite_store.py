@@ -158,11 +158,14 @@ def test_database_runs_in_wal_mode(migrated: SqlStore, db_path: Path) -> None:
 
 
 def _claim_statements(store: SqlStore, reconcilable: tuple[str, ...]) -> list[tuple[str, Any]]:
-    """The SELECTs on ``deliveries`` that one claim_due runs, with their parameters."""
+    """The statements reading ``deliveries`` that one claim_due runs, with their parameters
+    (the claim is one UPDATE whose per-account searches are SELECTs inside it)."""
     seen: list[tuple[str, Any]] = []
 
     def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "FROM deliveries" in statement:
+        if statement.lstrip().upper().startswith(("SELECT", "UPDATE")) and (
+            "FROM deliveries" in statement
+        ):
             seen.append((statement, params))
 
     event.listen(store.engine, "before_cursor_execute", record)
@@ -191,7 +194,7 @@ def test_claim_reads_the_due_index(migrated: SqlStore, reconcilable: tuple[str, 
             now=NOW,
         )
     statements = _claim_statements(migrated, reconcilable)
-    assert statements, "claim_due ran no SELECT on deliveries"
+    assert statements, "claim_due read nothing from deliveries"
     with migrated.engine.connect().execution_options(crosspost_readonly=True) as conn:
         for statement, params in statements:
             plan = [

@@ -58,6 +58,12 @@ def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def analyze(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze ARGS`` (the module is skipped where it is missing)."""
+    assert SYSTEMD_ANALYZE is not None
+    return run(SYSTEMD_ANALYZE, *args)
+
+
 def unit_settings(text: str) -> dict[str, list[str]]:
     """Every ``Key=value`` of a unit file, in order; keys may repeat."""
     settings: dict[str, list[str]] = {}
@@ -92,13 +98,13 @@ def verifiable_unit(tmp_path: Path) -> Path:
 
 def test_verify_reports_nothing(verifiable_unit: Path) -> None:
     """systemd-analyze verify finds no fault in the unit (binary path rewritten)."""
-    result = run(SYSTEMD_ANALYZE, "verify", "--man=no", verifiable_unit)
+    result = analyze("verify", "--man=no", verifiable_unit)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
 def test_verify_of_the_original_only_misses_the_installed_binary() -> None:
     """Unrewritten, the only findings are the not-yet-installed venv binary."""
-    result = run(SYSTEMD_ANALYZE, "verify", "--man=no", UNIT)
+    result = analyze("verify", "--man=no", UNIT)
     lines = (result.stdout + result.stderr).splitlines()
     if Path(INSTALLED_BINARY).exists():
         assert lines == []
@@ -113,15 +119,13 @@ def test_verify_does_complain_on_this_machine(verifiable_unit: Path) -> None:
         "ProtectHome=yes", "ProtectHomee=yes"
     )
     verifiable_unit.write_text(broken, encoding="utf-8")
-    result = run(SYSTEMD_ANALYZE, "verify", "--man=no", verifiable_unit)
+    result = analyze("verify", "--man=no", verifiable_unit)
     assert "ProtectHomee" in result.stdout + result.stderr
 
 
 def exposure(unit: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
     threshold = str(round(MAX_EXPOSURE * 10))
-    result = run(
-        SYSTEMD_ANALYZE, "security", "--offline=yes", f"--threshold={threshold}", "--no-pager", unit
-    )
+    result = analyze("security", "--offline=yes", f"--threshold={threshold}", "--no-pager", unit)
     match = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout)
     assert match, f"no exposure line in:\n{result.stdout}\n{result.stderr}"
     return float(match.group(1)), result

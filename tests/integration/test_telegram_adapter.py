@@ -7,44 +7,41 @@ fixture fails any test whose requests broke that contract
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from tests.fakes.fixtures import FakeStarter
-from tests.fakes.server import delay, lose_response, skip_without_spec, status
-from tests.fakes.telegram import CHANNEL_ID, SPEC_NAME, TelegramFake, flood
+from tests.adapterfixture import (
+    Requests,
+    build,
+    delete_twice,
+    rate_limited_until,
+    refused,
+    run,
+    transient_then_published,
+    unreadable_image_refused,
+)
+from tests.fakes.server import delay, lose_response, status
+from tests.fakes.telegram import CHANNEL_ID, TelegramFake, flood
 
-from crosspost.adapters.base import build_adapter
 from crosspost.adapters.telegram import TelegramAdapter, telegram_caption
-from crosspost.config import Settings
 from crosspost.counting import count_telegram
 from crosspost.exceptions import AuthError, RateLimited, Rejected, Transient, UnknownOutcome
-from crosspost.models import Media, PublishRequest
+from crosspost.models import Media
 
-T = TypeVar("T")
 TOKEN_ENV = "CROSSPOST_TEST_TELEGRAM_TOKEN"
-SITE = {"url": "https://www.zv-staedtedreieck.de", "name": "Zweckverband Städtedreieck"}
 LINK = "https://www.zv-staedtedreieck.de/aktuelles/wertstoffhof"
 TEXT = f"Der Wertstoffhof hat ab Montag länger geöffnet: Mo–Fr 8–18 Uhr. 🚛\n\n{LINK}"
 SEND = "POST /bot{token}/sendMessage"
 PHOTO = "POST /bot{token}/sendPhoto"
 ALBUM = "POST /bot{token}/sendMediaGroup"
 DELETE = "POST /bot{token}/deleteMessage"
-
-
-@pytest.fixture
-def telegram_fake(start_fake: FakeStarter) -> TelegramFake:
-    """A fresh Bot API with one bot, administrator of @staedtedreieck."""
-    skip_without_spec(SPEC_NAME)
-    return start_fake(TelegramFake())
 
 
 @pytest.fixture
@@ -55,51 +52,15 @@ def connect(
 
     def make(*, token: str | None = None, timeout: float = 5.0, **account: Any) -> TelegramAdapter:
         monkeypatch.setenv(TOKEN_ENV, token or telegram_fake.token)
-        settings = Settings(
-            site=SITE,
-            daemon={"http_timeout": timeout, "state_dir": str(tmp_path / "state")},
-            accounts={
-                "t": {
-                    "platform": "telegram",
-                    "base_url": telegram_fake.url,
-                    "token_env": TOKEN_ENV,
-                    "chat": "@staedtedreieck",
-                    **account,
-                }
-            },
-        )
-        adapter = build_adapter("t", settings)
-        assert isinstance(adapter, TelegramAdapter)
-        return adapter
+        table = {"platform": "telegram", "base_url": telegram_fake.url, "token_env": TOKEN_ENV}
+        table["chat"] = "@staedtedreieck"
+        state_dir = tmp_path / "state"
+        return build(TelegramAdapter, "t", table | account, timeout=timeout, state_dir=state_dir)
 
     return make
 
 
-def run(adapter: TelegramAdapter, scenario: Callable[[], Awaitable[T]]) -> T:
-    """Run ``scenario`` in a fresh event loop, with the adapter opened and closed around it."""
-
-    async def main() -> T:
-        await adapter.open()
-        try:
-            return await scenario()
-        finally:
-            await adapter.aclose()
-
-    return asyncio.run(main())
-
-
-def publish_request(text: str = TEXT, *, media: tuple[Media, ...] = ()) -> PublishRequest:
-    return PublishRequest(
-        delivery_id=1,
-        post_id=1,
-        account="t",
-        text=text,
-        link=LINK,
-        title="Wertstoffhof",
-        media=media,
-        idempotency_key="d-1-telegram",
-        created_at=datetime.now(UTC) - timedelta(minutes=1),
-    )
+publish_request = Requests("t", TEXT, link=LINK, title="Wertstoffhof", key="d-1-telegram")
 
 
 def image(tmp_path: Path, name: str, content: bytes = b"\x89PNG fake image") -> Path:
@@ -205,9 +166,12 @@ def test_a_caption_over_1024_units_is_rejected_before_sending(
     media = (Media(image(tmp_path, "b.png"), "Ein Bild vom Markt", "image/png"),)
     expected = count_telegram(telegram_caption(text, ["Ein Bild vom Markt"], LINK))
     adapter = connect()
-    with pytest.raises(Rejected, match=rf"caption is {expected} UTF-16 code units.*1024") as caught:
-        run(adapter, lambda: adapter.publish(publish_request(text, media=media)))
-    assert caught.value.sent is False
+    refusal = refused(
+        adapter,
+        publish_request(text, media=media),
+        rf"caption is {expected} UTF-16 code units.*1024",
+    )
+    assert refusal.sent is False
     assert telegram_fake.requests == []
 
 
@@ -216,9 +180,8 @@ def test_text_over_4096_units_is_rejected_before_sending(
 ) -> None:
     """Emoji count two UTF-16 units: 2100 of them are over the 4096 limit."""
     adapter = connect()
-    with pytest.raises(Rejected, match="4096") as caught:
-        run(adapter, lambda: adapter.publish(publish_request("😀" * 2100)))
-    assert caught.value.sent is False
+    refusal = refused(adapter, publish_request("😀" * 2100), "4096")
+    assert refusal.sent is False
     assert telegram_fake.requests == []
 
 
@@ -226,11 +189,7 @@ def test_unreadable_image_is_rejected_before_anything_is_sent(
     telegram_fake: TelegramFake, connect: Callable[..., TelegramAdapter], tmp_path: Path
 ) -> None:
     """A missing image file fails the post for good without a request."""
-    adapter = connect()
-    media = (Media(tmp_path / "fehlt.jpg", "Alt"),)
-    with pytest.raises(Rejected, match=r"fehlt\.jpg") as caught:
-        run(adapter, lambda: adapter.publish(publish_request(media=media)))
-    assert caught.value.sent is False
+    unreadable_image_refused(connect(), publish_request, tmp_path)
     assert telegram_fake.requests == []
 
 
@@ -266,10 +225,9 @@ def test_flood_control_blocks_requests_until_retry_after(
 
     async def scenario() -> None:
         before = datetime.now(UTC)
-        with pytest.raises(RateLimited, match="retry after 30") as first:
-            await adapter.publish(publish_request())
-        until = first.value.until
-        assert until is not None
+        until = await rate_limited_until(
+            lambda: adapter.publish(publish_request()), match="retry after 30"
+        )
         assert before + timedelta(seconds=30) <= until <= datetime.now(UTC) + timedelta(seconds=30)
         with pytest.raises(RateLimited) as second:
             await adapter.publish(publish_request())
@@ -367,9 +325,8 @@ def test_other_bad_requests_reject_the_post_with_telegrams_words(
     body = {"ok": False, "error_code": 400, "description": "Bad Request: message is too long"}
     telegram_fake.inject(status(400, body), route=SEND)
     adapter = connect()
-    with pytest.raises(Rejected, match="message is too long") as caught:
-        run(adapter, lambda: adapter.publish(publish_request()))
-    assert caught.value.http_status == 400
+    refusal = refused(adapter, publish_request(), "message is too long")
+    assert refusal.http_status == 400
 
 
 def test_server_error_is_transient(
@@ -380,12 +337,7 @@ def test_server_error_is_transient(
     telegram_fake.inject(status(502, body), route=SEND)
     adapter = connect()
 
-    async def scenario() -> None:
-        with pytest.raises(Transient):
-            await adapter.publish(publish_request())
-        await adapter.publish(publish_request())
-
-    run(adapter, scenario)
+    run(adapter, lambda: transient_then_published(adapter, publish_request()))
     assert len(telegram_fake.posts) == 1
 
 
@@ -422,14 +374,7 @@ def test_delete_removes_the_message_and_tolerates_it_being_gone(
 ) -> None:
     """deleteMessage removes it; "message to delete not found" the second time is done."""
     adapter = connect()
-
-    async def scenario() -> None:
-        result = await adapter.publish(publish_request())
-        await adapter.delete(result.remote_id)
-        assert telegram_fake.posts == []
-        await adapter.delete(result.remote_id)
-
-    run(adapter, scenario)
+    run(adapter, lambda: delete_twice(adapter, publish_request(), lambda: telegram_fake.posts))
     assert [r.status for r in telegram_fake.requests_to(DELETE)] == [200, 400]
 
 

@@ -14,35 +14,30 @@ import stat
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
-from tests.fakes.fixtures import FakeStarter
+from tests.adapterfixture import (
+    Requests,
+    build,
+    refused,
+    run,
+)
 from tests.fakes.meta import PUBLIC_MEDIA, THREADS_TOKEN, ThreadsFake, graph_fault
 from tests.fakes.server import lose_response
 
-from crosspost.adapters.base import build_adapter
 from crosspost.adapters.threads import ThreadsAdapter
 from crosspost.clock import FrozenClock
-from crosspost.config import Settings
-from crosspost.exceptions import AuthError, RateLimited, Rejected, UnknownOutcome
+from crosspost.exceptions import AuthError, RateLimited, UnknownOutcome
 from crosspost.models import Media, PublishRequest
 
-T = TypeVar("T")
 TOKEN_ENV = "CROSSPOST_TEST_THREADS_TOKEN"
-SITE = {"url": "https://www.zv-staedtedreieck.de", "name": "Zweckverband Städtedreieck"}
 LINK = "https://www.zv-staedtedreieck.de/aktuelles/kleiderladen"
 TEXT = f"Der Kleiderladen sucht Winterjacken 🧥\n\n{LINK}"
 CREATE = "POST /{user}/threads"
 PUBLISH = "POST /{user}/threads_publish"
 REFRESH = "GET /refresh_access_token"
 DEBUG = "GET /debug_token"
-
-
-@pytest.fixture
-def threads_fake(start_fake: FakeStarter) -> ThreadsFake:
-    """A fresh Threads profile on 127.0.0.1 that checks every request."""
-    return start_fake(ThreadsFake())
+ONE_DELIVERY = Requests("th", TEXT, link=LINK, title="Kleiderladen", key="d-3-th", delivery_id=3)
 
 
 @pytest.fixture
@@ -53,37 +48,13 @@ def connect(
 
     def make(*, token: str | None = None, user_id: str | None = None) -> ThreadsAdapter:
         monkeypatch.setenv(TOKEN_ENV, token or THREADS_TOKEN)  # what the admin configured
-        settings = Settings(
-            site=SITE,
-            daemon={"http_timeout": 5.0, "state_dir": str(tmp_path / "state")},
-            accounts={
-                "th": {
-                    "platform": "threads",
-                    "base_url": threads_fake.url,
-                    "token_env": TOKEN_ENV,
-                    "user_id": user_id or threads_fake.user_id,
-                }
-            },
-        )
-        adapter = build_adapter("th", settings)
-        assert isinstance(adapter, ThreadsAdapter)
+        account = {"platform": "threads", "base_url": threads_fake.url, "token_env": TOKEN_ENV}
+        account["user_id"] = user_id or threads_fake.user_id
+        adapter = build(ThreadsAdapter, "th", account, state_dir=tmp_path / "state")
         adapter.container_poll_first = 0.01
         return adapter
 
     return make
-
-
-def run(adapter: ThreadsAdapter, scenario: Callable[[], Awaitable[T]]) -> T:
-    """Run ``scenario`` in a fresh event loop with the adapter opened and closed around it."""
-
-    async def main() -> T:
-        await adapter.open()
-        try:
-            return await scenario()
-        finally:
-            await adapter.aclose()
-
-    return asyncio.run(main())
 
 
 def publish_request(
@@ -93,20 +64,9 @@ def publish_request(
     progress: Mapping[str, str] | None = None,
     checkpoint: Callable[[Mapping[str, str]], Awaitable[None]] | None = None,
 ) -> PublishRequest:
-    extra: dict[str, Any] = {"checkpoint": checkpoint} if checkpoint else {}
-    return PublishRequest(
-        delivery_id=3,
-        post_id=3,
-        account="th",
-        text=text,
-        link=LINK,
-        title="Kleiderladen",
-        media=media,
-        idempotency_key="d-3-th",
-        created_at=datetime.now(UTC) - timedelta(minutes=1),
-        progress=dict(progress or {}),
-        media_urls=tuple(f"{PUBLIC_MEDIA}/3-{n}.jpg" for n in range(1, len(media) + 1)),
-        **extra,
+    urls = tuple(f"{PUBLIC_MEDIA}/3-{n}.jpg" for n in range(1, len(media) + 1))
+    return ONE_DELIVERY(
+        text, media=media, progress=progress, checkpoint=checkpoint, media_urls=urls
     )
 
 
@@ -164,9 +124,8 @@ def test_emoji_count_their_bytes_and_too_long_is_rejected_unsent(
 ) -> None:
     """130 emoji are 130 characters but 520 by Threads' rule: refused before sending."""
     adapter = connect()
-    with pytest.raises(Rejected, match="520 of 500") as caught:
-        run(adapter, lambda: adapter.publish(publish_request("🧥" * 130)))
-    assert caught.value.sent is False
+    refusal = refused(adapter, publish_request("🧥" * 130), "520 of 500")
+    assert refusal.sent is False
     assert threads_fake.requests_to(CREATE) == []
 
 
@@ -176,9 +135,8 @@ def test_more_than_five_links_is_rejected_unsent(
     """Five links in the text plus the link attachment make six: refused before sending."""
     text = " ".join(f"https://www.zv-staedtedreieck.de/s/{n}" for n in range(5))
     adapter = connect()
-    with pytest.raises(Rejected, match="at most 5 links") as caught:
-        run(adapter, lambda: adapter.publish(publish_request(text)))
-    assert caught.value.sent is False
+    refusal = refused(adapter, publish_request(text), "at most 5 links")
+    assert refusal.sent is False
     assert threads_fake.requests_to(CREATE) == []
 
 

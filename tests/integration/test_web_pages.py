@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from tests.browser import PageReport, open_page, require_browser
 from tests.evaluation_seed import SITE, YEAR, seed_year
+from tests.rawsettings import settings_from
 
-from crosspost.config import Settings
 from crosspost.report import make_report
 from crosspost.store.migrate import upgrade
 from crosspost.store.sql import SqlStore
@@ -67,7 +67,7 @@ def test_the_report_renders_in_a_browser(tmp_path: Path, language: str) -> None:
     try:
         upgrade(store.engine)
         seed_year(store)
-        settings = Settings(
+        settings = settings_from(
             site={"url": SITE, "name": "Zweckverband Städtedreieck"},
             database={"url": store.url},
         )

@@ -12,37 +12,35 @@ import json
 import stat
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from tests.fakes.fixtures import FakeStarter
-from tests.fakes.server import lose_response, skip_without_spec, status
-from tests.fakes.x import DEFAULT_REFRESH, DUPLICATE, SPEC_NAME, USER_ID, XFake, t_co
+from tests.adapterfixture import (
+    Requests,
+    build,
+    delete_twice,
+    lost_then_found,
+    rate_limited_until,
+    refused,
+    run,
+    transient_then_published,
+)
+from tests.fakes.server import lose_response, status
+from tests.fakes.x import DEFAULT_REFRESH, DUPLICATE, USER_ID, XFake, t_co
 
-from crosspost.adapters.base import build_adapter
 from crosspost.adapters.x import XAdapter, expand, rate_limit_reset
-from crosspost.config import Settings
 from crosspost.counting import count_x
-from crosspost.exceptions import AuthError, RateLimited, Rejected, Transient, UnknownOutcome
-from crosspost.models import Media, PostMetrics, PublishRequest
+from crosspost.exceptions import AuthError, RateLimited, Rejected, Transient
+from crosspost.models import Media, PostMetrics
 
-T = TypeVar("T")
 TOKEN_ENV = "CROSSPOST_TEST_X_TOKEN"
-SITE = {"url": "https://www.zv-staedtedreieck.de", "name": "Zweckverband Städtedreieck"}
 LINK = "https://www.zv-staedtedreieck.de/aktuelles/stadtfest"
 TEXT = f"Stadtfest am Samstag: Musik & Markt <ab 14 Uhr> 🎉\n\n{LINK}"
 TWEETS = "POST /2/tweets"
 TOKEN = "POST /2/oauth2/token"
-
-
-@pytest.fixture
-def x_fake(start_fake: FakeStarter) -> XFake:
-    """A fresh X with one user and one OAuth 2 app."""
-    skip_without_spec(SPEC_NAME)
-    return start_fake(XFake())
 
 
 @pytest.fixture
@@ -73,48 +71,12 @@ def connect(
         table: dict[str, Any] = {"platform": "x", "base_url": x_fake.url, "token_env": TOKEN_ENV}
         if refresh:
             table |= {"refresh_token_file": str(refresh_file), "client_id": x_fake.client_id}
-        settings = Settings(
-            site=SITE,
-            daemon={"http_timeout": timeout, "state_dir": str(tmp_path / "state")},
-            accounts={"x": table | account},
-        )
-        adapter = build_adapter("x", settings)
-        assert isinstance(adapter, XAdapter)
-        return adapter
+        return build(XAdapter, "x", table | account, timeout=timeout, state_dir=tmp_path / "state")
 
     return make
 
 
-def run(adapter: XAdapter, scenario: Callable[[], Awaitable[T]]) -> T:
-    """Run ``scenario`` in a fresh event loop, with the adapter opened and closed around it."""
-
-    async def main() -> T:
-        await adapter.open()
-        try:
-            return await scenario()
-        finally:
-            await adapter.aclose()
-
-    return asyncio.run(main())
-
-
-def publish_request(
-    text: str = TEXT,
-    *,
-    media: tuple[Media, ...] = (),
-    created_at: datetime | None = None,
-) -> PublishRequest:
-    return PublishRequest(
-        delivery_id=1,
-        post_id=1,
-        account="x",
-        text=text,
-        link=LINK,
-        title="Stadtfest",
-        media=media,
-        idempotency_key="d-1-x",
-        created_at=created_at or datetime.now(UTC) - timedelta(minutes=1),
-    )
+publish_request = Requests("x", TEXT, link=LINK, title="Stadtfest", key="d-1-x")
 
 
 def image(tmp_path: Path, name: str = "stadtfest.png") -> Path:
@@ -197,9 +159,8 @@ def test_too_long_text_is_rejected_with_xs_words(
     text = "日" * 150
     assert count_x(text) == 300
     adapter = connect()
-    with pytest.raises(Rejected, match="Your Tweet text is too long") as caught:
-        run(adapter, lambda: adapter.publish(publish_request(text)))
-    assert caught.value.http_status == 400
+    refusal = refused(adapter, publish_request(text), "Your Tweet text is too long")
+    assert refusal.http_status == 400
     assert x_fake.tweets == []
 
 
@@ -216,13 +177,7 @@ def test_lost_answer_is_unknown_then_found_and_a_resend_finds_the_duplicate(
     adapter = connect()
 
     async def scenario() -> None:
-        with pytest.raises(UnknownOutcome) as caught:
-            await adapter.publish(publish_request())
-        assert caught.value.sent is True
-        [landed] = x_fake.tweets
-        found = await adapter.find_existing(publish_request())
-        assert found is not None
-        assert found.remote_id == landed.id
+        _landed, found = await lost_then_found(adapter, publish_request(), lambda: x_fake.tweets)
         resent = await adapter.publish(publish_request())
         assert resent == found
 
@@ -300,10 +255,7 @@ def test_an_exhausted_window_blocks_the_next_request_until_the_reset(
 
     async def scenario() -> None:
         await adapter.verify()
-        with pytest.raises(RateLimited) as caught:
-            await adapter.followers()
-        until = caught.value.until
-        assert until is not None
+        until = await rate_limited_until(lambda: adapter.followers())
         assert timedelta(minutes=14) < until - datetime.now(UTC) <= timedelta(minutes=15)
 
     run(adapter, scenario)
@@ -320,10 +272,9 @@ def test_the_daily_posting_cap_waits_for_its_own_reset(
 
     async def scenario() -> None:
         await adapter.publish(publish_request())
-        with pytest.raises(RateLimited) as caught:
-            await adapter.publish(publish_request(f"Zweiter Beitrag.\n\n{LINK}"))
-        until = caught.value.until
-        assert until is not None
+        until = await rate_limited_until(
+            lambda: adapter.publish(publish_request(f"Zweiter Beitrag.\n\n{LINK}"))
+        )
         assert timedelta(hours=23) < until - datetime.now(UTC) <= timedelta(hours=24)
 
     run(adapter, scenario)
@@ -478,12 +429,7 @@ def test_server_error_is_transient(x_fake: XFake, connect: Callable[..., XAdapte
     x_fake.inject(status(503), route=TWEETS)
     adapter = connect()
 
-    async def scenario() -> None:
-        with pytest.raises(Transient):
-            await adapter.publish(publish_request())
-        await adapter.publish(publish_request())
-
-    run(adapter, scenario)
+    run(adapter, lambda: transient_then_published(adapter, publish_request()))
     assert len(x_fake.tweets) == 1
 
 
@@ -510,13 +456,7 @@ def test_delete_removes_the_post_and_tolerates_it_being_gone(
     x_fake.missing_delete = missing
     adapter = connect()
 
-    async def scenario() -> None:
-        result = await adapter.publish(publish_request())
-        await adapter.delete(result.remote_id)
-        assert x_fake.tweets == []
-        await adapter.delete(result.remote_id)
-
-    run(adapter, scenario)
+    run(adapter, lambda: delete_twice(adapter, publish_request(), lambda: x_fake.tweets))
     assert len(x_fake.requests_to("DELETE /2/tweets/{id}")) == 2
 
 

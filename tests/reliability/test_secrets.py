@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.commandline import CROSSPOST
 from tests.fakes.harness import HARNESSES, Harness
 from tests.fakes.mastodon import DEFAULT_TOKEN, MastodonFake
 from tests.fakes.server import (
@@ -36,7 +37,6 @@ from tests.fakes.server import (
 )
 from tests.reliability.conftest import (
     CI_PLATFORMS,
-    CROSSPOST,
     FULL,
     SITE,
     Figures,

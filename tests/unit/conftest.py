@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.rawsettings import settings_from
 
 from crosspost import i18n
 from crosspost.config import Settings
@@ -56,7 +57,7 @@ def settings() -> SettingsFactory:
     ) -> Settings:
         site_table: dict[str, Any] = {"url": SITE_URL, "name": "Zweckverband Städtedreieck"}
         site_table.update(site)
-        return Settings(
+        return settings_from(
             site=site_table,
             accounts=DEFAULT_ACCOUNTS if accounts is None else accounts,
             routing=routing or {},

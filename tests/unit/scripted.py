@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, ClassVar
 
+from tests.rawsettings import settings_from
+
 from crosspost.adapters.base import Adapter
-from crosspost.config import Settings
 from crosspost.exceptions import PlatformError, UnknownOutcome
 from crosspost.models import AccountInfo, PublishRequest, PublishResult
 
-SETTINGS = Settings(
+SETTINGS = settings_from(
     site={"url": "https://www.zv-staedtedreieck.de"},
     accounts={
         "a": {"platform": "console"},
@@ -39,6 +40,7 @@ class ScriptedAdapter(Adapter):
     ) -> None:
         super().__init__(name, SETTINGS.accounts["a"], SETTINGS)
         self.steps: deque[PlatformError | None] = deque(steps or [])
+        # Class constants of a real adapter; this double sets them per instance.
         self.idempotent_resend = idempotent  # type: ignore[misc]
         self.can_reconcile = reconcile  # type: ignore[misc]
         self.land_unknown = land_unknown

@@ -40,9 +40,10 @@ def test_every_command_has_help(command: tuple[str, ...]) -> None:
     result = CliRunner().invoke(main_group, [*command, "--help"], env={"LANGUAGE": "C"})
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
-    described = main_group
+    described: click.Command = main_group
     for part in command:
-        described = described.commands[part]  # type: ignore[attr-defined]
+        assert isinstance(described, click.Group)  # every part but the last names a group
+        described = described.commands[part]
     assert (described.help or "").strip(), f"{command} has no help text"
 
 

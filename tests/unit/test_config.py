@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -336,7 +337,8 @@ def test_config_path_from_option_then_environment_then_default(
 # --- secrets ---------------------------------------------------------------------------------
 
 
-def account(**keys: object) -> AccountBase:
+def account(**keys: Any) -> AccountBase:
+    """A Mastodon account; ``keys`` are further keys of its table (validated by pydantic)."""
     return MastodonAccount(platform="mastodon", base_url="https://social.example", **keys)
 
 

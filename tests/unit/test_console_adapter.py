@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from tests.rawsettings import settings_from
 
 from crosspost.adapters.base import build_adapter
 from crosspost.adapters.console import ConsoleAdapter
-from crosspost.config import Settings
 from crosspost.models import Media, PublishRequest
 
 SITE = {"url": "https://www.zv-staedtedreieck.de", "name": "Zweckverband Städtedreieck"}
@@ -18,7 +18,7 @@ LINK = "https://www.zv-staedtedreieck.de/aktuelles/weihnachtsmarkt"
 
 
 def make_adapter() -> ConsoleAdapter:
-    settings = Settings(site=SITE, accounts={"demo": {"platform": "console"}})
+    settings = settings_from(site=SITE, accounts={"demo": {"platform": "console"}})
     adapter = build_adapter("demo", settings)
     assert isinstance(adapter, ConsoleAdapter)
     return adapter

@@ -8,7 +8,7 @@ rests on, and compare both ways of counting on many texts.
 
 from __future__ import annotations
 
-import regex  # type: ignore[import-untyped, unused-ignore]
+import regex  # type: ignore[import-untyped, unused-ignore]  # typed only with types-regex
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st

@@ -18,12 +18,13 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from crosspost import dryrun, i18n, snapshot, startcache
 from crosspost.clock import system_clock
-from crosspost.config import load_settings
+from crosspost.config import Settings, load_settings
 
 SITE = "https://www.zv-staedtedreieck.de"
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01"
@@ -147,7 +148,7 @@ def _captured(call: Callable[[], object]) -> Outcome:
             code = call()
         except SystemExit as exc:
             code = exc.code
-    return out.buffer.getvalue().decode(), err.buffer.getvalue().decode(), code or 0  # type: ignore[attr-defined]
+    return out.buffer.getvalue().decode(), err.buffer.getvalue().decode(), code or 0
 
 
 def full_command(argv: list[str]) -> Outcome:
@@ -342,7 +343,7 @@ def test_config_path_is_the_configs_own(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 @pytest.fixture
-def rich_settings(tmp_path: Path) -> object:
+def rich_settings(tmp_path: Path) -> Settings:
     path = tmp_path / "crosspost.toml"
     path.write_text(
         CONFIG.replace("{db}", str(tmp_path / "q.db"))
@@ -389,20 +390,20 @@ def _same(real: object, copy: object, where: str) -> None:
         assert real == copy, (where, real, copy)
 
 
-def test_the_snapshot_answers_every_attribute_as_the_settings(rich_settings: object) -> None:
+def test_the_snapshot_answers_every_attribute_as_the_settings(rich_settings: Settings) -> None:
     """Every field, constant and property of every section and account, and the methods
     planning uses, read the same from the restored snapshot."""
-    data = snapshot.capture(rich_settings)  # type: ignore[arg-type]
+    data = snapshot.capture(rich_settings)
     assert data is not None
     copy = snapshot.restore(startcache_roundtrip(data))
     _same(rich_settings, copy, "settings")
-    assert list(copy.enabled_accounts()) == list(rich_settings.enabled_accounts())  # type: ignore[attr-defined]
+    assert list(copy.enabled_accounts()) == list(rich_settings.enabled_accounts())
     assert copy.account("website").public_url == f"{SITE}/social"
     with pytest.raises(AttributeError):
         copy.site.url = "https://elsewhere.example"
 
 
-def startcache_roundtrip(data: object) -> object:
+def startcache_roundtrip(data: Any) -> Any:
     """What the cache file gives back (marshal), not the object itself."""
     import marshal
 
@@ -416,6 +417,7 @@ def test_a_secret_in_the_settings_is_never_copied() -> None:
     class Holder(BaseModel):
         token: SecretStr
 
+    # Not a Settings on purpose: any model holding a secret is refused.
     assert snapshot.capture(Holder(token=SecretStr("x"))) is None  # type: ignore[arg-type]
 
 

@@ -67,9 +67,9 @@ def test_recorder_writes_through_and_keeps_a_copy() -> None:
     recorder = entry.Recorder(target)
     recorder.write("Usage: crosspost\n")
     with pytest.raises(TypeError):
-        recorder.write(b"raw")  # type: ignore[arg-type]
+        recorder.write(b"raw")  # type: ignore[arg-type]  # the wrong type on purpose
     assert recorder.text == "Usage: crosspost\n"
-    assert target.buffer.getvalue() == b"Usage: crosspost\n"  # type: ignore[attr-defined]
+    assert target.buffer.getvalue() == b"Usage: crosspost\n"
     assert recorder.encoding == "utf-8"
     assert not recorder.tainted
     assert recorder.buffer is target.buffer

@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tests.rawsettings import settings_from
 from tests.unprivileged import without_file_powers
 
 from crosspost.adapters.base import build_adapter
 from crosspost.adapters.feed import FEED_SIZE, FeedAdapter
 from crosspost.clock import FrozenClock
-from crosspost.config import Settings
 from crosspost.exceptions import AuthError, Rejected, Transient
 from crosspost.models import Media, PublishRequest
 
@@ -32,7 +32,7 @@ def make_adapter(folder: Path, public_url: str | None = PUBLIC_URL) -> FeedAdapt
     account: dict[str, str] = {"platform": "feed", "path": str(folder)}
     if public_url:
         account["public_url"] = public_url
-    adapter = build_adapter("web", Settings(site=SITE, accounts={"web": account}))
+    adapter = build_adapter("web", settings_from(site=SITE, accounts={"web": account}))
     assert isinstance(adapter, FeedAdapter)
     return adapter
 

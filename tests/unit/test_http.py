@@ -455,3 +455,130 @@ def test_secret_in_a_transport_error_is_redacted(exc: Exception) -> None:
     """Exception texts from the transport are redacted too."""
     error = one_error(Recorder(exc), url=f"/bot{SECRET}/sendMessage")
     assert SECRET not in str(error)
+
+
+# --- prepared endpoints: the publication's request, without AsyncClient's per-request work ----
+
+ENDPOINT_ANSWERS: list[httpx.Response | Exception] = [
+    httpx.Response(201, json={"id": "9"}),
+    httpx.Response(401, json={"error": f"invalid token {SECRET}"}),
+    httpx.Response(422, json={"error": "Validation failed"}),
+    httpx.Response(429, headers={"Retry-After": "120"}),
+    httpx.Response(503, text="try later"),
+    httpx.ConnectError("[Errno 111] Connection refused"),
+    httpx.ReadTimeout(f"timed out reading {BASE}/bot{SECRET}"),
+    httpx.RemoteProtocolError("server disconnected"),
+]
+
+
+def _both_ways(answer: httpx.Response | Exception) -> list[tuple[Any, httpx.Request]]:
+    """The same POST once through ``request`` and once through a prepared endpoint."""
+    body = '{"status":"Grüße"}'.encode()
+    extra = {"Idempotency-Key": "k-1"}
+
+    async def run() -> list[tuple[Any, httpx.Request]]:
+        outcomes: list[tuple[Any, httpx.Request]] = []
+        for way in ("request", "endpoint"):
+            recorder = Recorder(answer)
+            client = HttpClient(
+                BASE,
+                headers={"Authorization": f"Bearer {SECRET}", "Accept": "application/json"},
+                transport=httpx.MockTransport(recorder),
+                secrets=[SECRET],
+                clock=FrozenClock(NOW),
+            )
+            try:
+                if way == "request":
+                    call = client.request(
+                        "POST",
+                        "/api/v1/statuses",
+                        content=body,
+                        headers={"Content-Type": "application/json", **extra},
+                    )
+                else:
+                    endpoint = client.endpoint(
+                        "post", "/api/v1/statuses", headers={"Content-Type": "application/json"}
+                    )
+                    call = client.send(endpoint, body, headers=extra.items())
+                try:
+                    result: Any = await call
+                except PlatformError as exc:
+                    result = exc
+                outcomes.append((result, recorder.requests[0]))
+                if isinstance(result, RateLimited):  # remembered by both ways alike
+                    assert client.blocked_until == NOW + timedelta(seconds=120)
+            finally:
+                await client.aclose()
+        return outcomes
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("answer", ENDPOINT_ANSWERS, ids=lambda a: type(a).__name__)
+def test_endpoint_sends_what_request_sends_and_maps_answers_alike(
+    answer: httpx.Response | Exception,
+) -> None:
+    """A prepared endpoint puts the same request on the wire as ``request`` (method, URL,
+    every header in order, body) and turns every answer into the same result."""
+    (plain, plain_request), (prepared, prepared_request) = _both_ways(answer)
+    assert prepared_request.method == plain_request.method == "POST"
+    assert prepared_request.url == plain_request.url == httpx.URL(f"{BASE}/api/v1/statuses")
+    assert prepared_request.headers.multi_items() == plain_request.headers.multi_items()
+    assert prepared_request.content == plain_request.content
+    assert prepared_request.extensions["timeout"] == plain_request.extensions["timeout"]
+    assert type(prepared) is type(plain)
+    if isinstance(plain, httpx.Response):
+        assert (prepared.status_code, prepared.json()) == (plain.status_code, plain.json())
+    else:
+        assert str(prepared) == str(plain)
+        assert SECRET not in str(prepared)
+        assert (prepared.http_status, prepared.sent) == (plain.http_status, plain.sent)
+        assert type(prepared.__cause__) is type(plain.__cause__)
+
+
+def test_endpoint_is_not_used_before_retry_after() -> None:
+    """A prepared endpoint keeps the rate limit too: nothing goes out before Retry-After."""
+    clock = FrozenClock(NOW)
+    recorder = Recorder(
+        httpx.Response(429, headers={"Retry-After": "30"}), httpx.Response(201, json={"id": "1"})
+    )
+
+    async def run() -> None:
+        client = HttpClient(BASE, transport=httpx.MockTransport(recorder), clock=clock)
+        endpoint = client.endpoint("POST", "/api/v1/statuses")
+        try:
+            with pytest.raises(RateLimited):
+                await client.send(endpoint, b"{}")
+            clock.advance(timedelta(seconds=29))
+            with pytest.raises(RateLimited) as blocked:
+                await client.send(endpoint, b"{}")
+            assert blocked.value.sent is False
+            assert len(recorder.requests) == 1
+            clock.advance(timedelta(seconds=1))
+            assert (await client.send(endpoint, b"{}")).status_code == 201
+            assert len(recorder.requests) == 2
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(("no_proxy", "proxied"), [("", True), ("api.platform.example", False)])
+def test_endpoint_goes_through_the_proxy_the_environment_names(
+    monkeypatch: pytest.MonkeyPatch, no_proxy: str, proxied: bool
+) -> None:
+    """HTTPS_PROXY applies to a prepared endpoint as to every other request (NO_PROXY too)."""
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+
+    async def run() -> bool:
+        client = HttpClient(BASE)
+        try:
+            endpoint = client.endpoint("POST", "/api/v1/statuses")
+            return endpoint.transport is not client._client._transport
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) is proxied

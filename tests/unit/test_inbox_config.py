@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crosspost.config import load_settings
+from crosspost.config import Settings, load_settings
 from crosspost.exceptions import ConfigError, InputError
 from crosspost.inbox import (
     Interaction,
@@ -37,7 +37,7 @@ text = "Bitte wenden Sie sich an {email}."
 """
 
 
-def load(tmp_path: Path, extra: str = "") -> object:
+def load(tmp_path: Path, extra: str = "") -> Settings:
     path = tmp_path / "crosspost.toml"
     path.write_text(BASE + extra, encoding="utf-8")
     return load_settings(path)
@@ -67,18 +67,18 @@ def test_bad_inbox_configuration_names_the_key(tmp_path: Path, extra: str, named
 
 def test_defaults(tmp_path: Path) -> None:
     settings = load(tmp_path)
-    assert settings.privacy.retention_days == 90  # type: ignore[attr-defined]
-    assert settings.inbox.enabled  # type: ignore[attr-defined]
+    assert settings.privacy.retention_days == 90
+    assert settings.inbox.enabled
 
 
 def test_templates_fill_the_office_and_the_handle(tmp_path: Path) -> None:
     settings = load(tmp_path)
-    text = render_template(settings, "verweis", handle="@erika", office=None)  # type: ignore[arg-type]
+    text = render_template(settings, "verweis", handle="@erika", office=None)
     assert text == (
         "Danke, @erika! Zuständig ist das Bauamt: bauamt@zv-staedtedreieck.de, "
         "Tel. +49 3491 000-100. {ok}"
     )
-    chosen = render_template(settings, "frei", handle="@erika", office="bauamt")  # type: ignore[arg-type]
+    chosen = render_template(settings, "frei", handle="@erika", office="bauamt")
     assert chosen == "Bitte wenden Sie sich an bauamt@zv-staedtedreieck.de."
 
 
@@ -91,7 +91,7 @@ def test_template_faults_are_bad_input(
 ) -> None:
     settings = load(tmp_path)
     with pytest.raises(InputError) as caught:
-        render_template(settings, name, handle="@erika", office=office)  # type: ignore[arg-type]
+        render_template(settings, name, handle="@erika", office=office)
     assert named in caught.value.message
 
 
@@ -99,10 +99,10 @@ def test_reply_text_is_never_cut(tmp_path: Path) -> None:
     """Too long for the platform, or empty: refused before anything is sent."""
     settings = load(tmp_path)
     with pytest.raises(InputError, match="280"):
-        check_reply_text(settings, "x", "ä" * 281)  # type: ignore[arg-type]
+        check_reply_text(settings, "x", "ä" * 281)
     with pytest.raises(InputError):
-        check_reply_text(settings, "mastodon", "   ")  # type: ignore[arg-type]
-    check_reply_text(settings, "x", "ä" * 280)  # type: ignore[arg-type]
+        check_reply_text(settings, "mastodon", "   ")
+    check_reply_text(settings, "x", "ä" * 280)
 
 
 def test_the_office_mail_holds_text_link_and_time_only(tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_the_office_mail_holds_text_link_and_time_only(tmp_path: Path) -> None:
         reply_ref={},
         state=InteractionState.OPEN,
     )
-    subject, body = forward_message(settings, item, "bauamt", ZoneInfo("Europe/Berlin"))  # type: ignore[arg-type]
+    subject, body = forward_message(settings, item, "bauamt", ZoneInfo("Europe/Berlin"))
     assert "das Bauamt" in subject
     assert "Wann wird der Gehweg repariert?" in body
     assert "https://www.facebook.com/1?comment_id=c1" in body

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.rawsettings import settings_from
 
 from crosspost.adapters.base import build_adapter
 from crosspost.adapters.feed import FeedAdapter
@@ -33,7 +34,7 @@ def settings_with(tmp_path: Path, **feed: Any) -> Settings:
         "ig": {"platform": "instagram", "ig_user_id": "1784"},
         "site": {"platform": "feed", "path": str(tmp_path / "site"), **feed},
     }
-    return Settings(site=SITE, accounts=accounts)
+    return settings_from(site=SITE, accounts=accounts)
 
 
 def post_media(tmp_path: Path) -> tuple[Media, ...]:

@@ -97,3 +97,43 @@ def test_observers_see_every_event_whatever_the_level(capture: Any) -> None:
         remove()
     EventLogger().debug("after_removal")
     assert seen == [("attempt_done", {"account": "mastodon", "ms": 12})]
+
+
+def test_values_with_any_whitespace_are_quoted(capture: Any) -> None:
+    """Any Unicode whitespace (a no-break space too), quotes and "=" put a value in quotes;
+    an empty value is written as ""."""
+    stream = capture(journal=True)
+    EventLogger().info(
+        "published",
+        plain="a-b.c/d:1",
+        nbsp="Städte\u00a0dreieck",
+        tab="a\tb",
+        equals="a=b",
+        empty="",
+    )
+    assert stream.getvalue().splitlines() == [
+        '<6>published plain=a-b.c/d:1 nbsp="Städte\u00a0dreieck" tab="a\tb" equals="a=b" empty=""'
+    ]
+
+
+@pytest.mark.parametrize("verbosity", [0, 1])
+def test_a_traceback_follows_an_error_only_with_verbose(capture: Any, verbosity: int) -> None:
+    """exc_info (an exception, or True inside an except block) adds the scrubbed traceback
+    under -v; without -v the line stays one line."""
+    stream = capture(verbosity, journal=True)
+    register_secret("tb-secret-4711")
+    log = EventLogger("crosspost.daemon")
+    try:
+        raise ValueError("boom tb-secret-4711")
+    except ValueError as exc:
+        log.error("publish_crashed", delivery=7, exc_info=exc)
+        log.error("alerts_failed", exc_info=True)
+    text = stream.getvalue()
+    assert "tb-secret-4711" not in text
+    lines = text.splitlines()
+    if verbosity == 0:
+        assert lines == ["<3>publish_crashed delivery=7", "<3>alerts_failed"]
+    else:
+        assert lines[0] == "<3>publish_crashed delivery=7"
+        assert "Traceback (most recent call last):" in text
+        assert text.count("ValueError: boom ***") == 2

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from tests.rawsettings import settings_from
 from tests.unprivileged import without_file_powers
 
 from crosspost.compose import render
-from crosspost.config import Settings
 from crosspost.exceptions import PostFileError, PostRejected
 from crosspost.models import Post
 from crosspost.postfile import (
@@ -422,7 +422,7 @@ def test_unreadable_image_is_refused(tmp_path: Path) -> None:
 
 # --- property: any body either reads and renders with the link once, or is refused ---------
 
-PROPERTY_SETTINGS = Settings(
+PROPERTY_SETTINGS = settings_from(
     site={"url": "https://www.zv-staedtedreieck.de"},
     accounts={
         "mastodon": {"platform": "mastodon", "base_url": "https://social.example"},

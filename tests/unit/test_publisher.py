@@ -313,6 +313,7 @@ def test_a_confirmed_post_missing_from_the_lookup_is_resent_only_under_a_live_ke
     later = NOW + timedelta(minutes=minutes)
     post, delivery = _confirmed_then_lost(store, later)
     adapter = ScriptedAdapter("a", idempotent=idempotent, reconcile=True)
+    # A class constant of a real adapter, set on this one double.
     adapter.idempotency_ttl = timedelta(minutes=50)  # type: ignore[misc]
     publisher = _publisher(store, {"a": adapter}, clock=FrozenClock(later), inline=1.0)
     assert _run(publisher, delivery) is expected

@@ -85,3 +85,28 @@ def test_config_refuses_unknown_categories_and_windows_without_a_free_minute(
             load_settings(path)
     path.write_text(base + '[quiet_hours]\nstellenangebot = "22:00-06:00"\n', encoding="utf-8")
     assert load_settings(path).quiet_hours.by_category() == {"stellenangebot": ["22:00-06:00"]}
+
+
+def test_one_rule_for_every_due_time_combines_account_and_category() -> None:
+    """``quiet_due`` (enqueue and the daemon alike): the account's and the category's
+    windows add up; an account without quiet hours keeps its time."""
+    from tests.rawsettings import settings_from
+
+    from crosspost.policy import daemon_due_rule, may_be_quiet, quiet_due
+
+    settings = settings_from(
+        site={"url": "https://www.zv-staedtedreieck.de", "timezone": "Europe/Berlin",
+              "categories": ["nachrichten"]},
+        accounts={"a": {"platform": "console", "quiet_hours": "22:00-06:00"},
+                  "b": {"platform": "console"}},
+        quiet_hours={"nachrichten": "06:00-07:00"},
+    )  # fmt: skip
+    late = at("2026-06-10 23:00:00")
+    assert shown(quiet_due(settings, None, "a", late)) == "2026-06-11 06:00:00"
+    # the category's window starts where the account's ends: the later end counts
+    assert shown(quiet_due(settings, "nachrichten", "a", late)) == "2026-06-11 07:00:00"
+    assert quiet_due(settings, None, "b", late) == late
+    assert daemon_due_rule(settings)("nachrichten", "b", late) == late
+    assert shown(daemon_due_rule(settings)(None, "a", late)) == "2026-06-11 06:00:00"
+    assert may_be_quiet(settings, "a")
+    assert may_be_quiet(settings, "b")  # its posts' categories may have quiet hours

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict, Unpack
 
 import pytest
 from hypothesis import given
@@ -23,8 +24,16 @@ NOW = FrozenClock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC)).now()
 ALMOST_ONE = 1.0 - 1e-9
 
 
-def policy(jitter: float = 0.0, **kwargs: float) -> RetryPolicy:
-    return RetryPolicy(jitter=lambda: jitter, **kwargs)  # type: ignore[arg-type]
+class PolicyFields(TypedDict, total=False):
+    """The fields of :class:`RetryPolicy` a test may set (besides the jitter)."""
+
+    base: float
+    maximum: float
+    max_attempts: int
+
+
+def policy(jitter: float = 0.0, **kwargs: Unpack[PolicyFields]) -> RetryPolicy:
+    return RetryPolicy(jitter=lambda: jitter, **kwargs)
 
 
 def decide(

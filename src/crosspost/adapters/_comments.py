@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from crosspost.adapters._http import dig
+from crosspost.adapters._timestamps import parse_time
 from crosspost.inbox import Fetched, InteractionKind, InteractionPage, PostRef
 
 #: the comments of one post newer than ``after`` (None: since the inbox's ``since``)
@@ -32,16 +34,6 @@ def read_cursor(cursor: str | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items() if isinstance(v, str)}
 
 
-def _instant(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 async def comments_per_post(
     posts: Sequence[PostRef],
     cursor: str | None,
@@ -58,7 +50,7 @@ async def comments_per_post(
     # posts that left the watch window drop out of the cursor (it stays small)
     seen = {k: v for k, v in seen.items() if k in watched}
     for post in posts:
-        after = _instant(seen.get(post.remote_id)) or since
+        after = parse_time(seen.get(post.remote_id)) or since
         found = [c for c in await list_comments(post, after) if c.created_at >= after]
         newest = max((c.created_at for c in found), default=after)
         seen[post.remote_id] = newest.astimezone(UTC).isoformat()
@@ -89,6 +81,21 @@ def graph_comment(
         url=url if isinstance(url, str) else post.remote_url,
         created_at=created,
         parent_remote_id=post.remote_id,
+    )
+
+
+def username_comment(post: PostRef, raw: Any, *, kind: InteractionKind, url: Any) -> Fetched | None:
+    """An Instagram or Threads comment (``id``, ``text``, ``username``, ``timestamp``),
+    by ``@username``; ``url`` as for :func:`graph_comment`."""
+    username = dig(raw, "username")
+    return graph_comment(
+        post,
+        dig(raw, "id"),
+        parse_time(dig(raw, "timestamp")),
+        kind=kind,
+        handle=f"@{username}" if isinstance(username, str) else "",
+        text=dig(raw, "text"),
+        url=url,
     )
 
 

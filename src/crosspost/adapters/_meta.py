@@ -37,15 +37,16 @@ import abc
 import asyncio
 import json
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 import httpx
 
 from crosspost.adapters._http import HttpClient, parse_retry_after
+from crosspost.adapters._timestamps import parse_time
 from crosspost.adapters.base import Adapter
 from crosspost.clock import Clock, system_clock
 from crosspost.exceptions import (
@@ -58,6 +59,9 @@ from crosspost.exceptions import (
 )
 from crosspost.i18n import _
 from crosspost.models import PublishRequest, PublishResult
+
+if TYPE_CHECKING:
+    from crosspost.inbox import Fetched, InteractionPage, PostRef
 
 THROTTLING_CODES = frozenset({4, 17, 32, 341, 613, *range(80000, 80015)})
 #: "temporarily blocked for policies violations": wait and retry (Graph API guide)
@@ -189,17 +193,6 @@ def normalise(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
-def parse_time(value: Any) -> datetime | None:
-    """A Graph timestamp (``2024-05-01T10:00:00+0000``) as an aware UTC instant."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def dig(data: Any, *keys: str | int) -> Any:
     """``data[k1][k2]…`` through dicts and lists, or None where the path breaks."""
     for key in keys:
@@ -309,6 +302,119 @@ def answer(response: httpx.Response) -> Any:
         return None
 
 
+class GraphAdapter(Adapter):
+    """Facebook, Instagram and Threads: one Graph API client per account, built on first
+    use and closed with the adapter; comments fetched per post and answered as comments."""
+
+    #: the clock the Graph client reads its usage headers' waits against
+    clock: Clock = system_clock
+    _graph: Graph | None = None
+
+    def graph_token(self) -> str:
+        """The token the Graph client sends: the configured one."""
+        if self._secret is None:
+            raise AuthError(self.no_token())
+        return self._secret.get_secret_value()
+
+    def no_token(self) -> str:
+        """The admin's message when the account has no token configured."""
+        return _("accounts.{account}: no access token").format(account=self.name)
+
+    @property
+    def graph(self) -> Graph:
+        """The account's Graph API client."""
+        if self._graph is None:
+            self._graph = Graph(
+                self.config.api_url,
+                self.graph_token(),
+                transport=self._transport,
+                timeout=self._timeout,
+                clock=self.clock,
+            )
+        return self._graph
+
+    async def aclose(self) -> None:
+        """Close the Graph client; the next request builds a new one."""
+        if self._graph is not None:
+            await self._graph.aclose()
+            self._graph = None
+
+    # -- the inbox (issue 9) -----------------------------------------------------------------
+    fetches_interactions = True
+
+    def interactions(
+        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
+    ) -> AsyncIterator[InteractionPage]:
+        """The comments on the account's recent posts, post by post (:meth:`comments`)."""
+        from crosspost.adapters._comments import comments_per_post
+
+        return comments_per_post(posts, cursor, since, self.comments)
+
+    @abc.abstractmethod
+    async def comments(self, post: PostRef, after: datetime) -> list[Fetched]:
+        """The comments (or replies) on one of the account's posts newer than ``after``."""
+
+    async def comment(self, path: str, text: str, *, no_id: str) -> PublishResult:
+        """Post ``text`` as a comment to the node edge ``path``; UnknownOutcome with
+        ``no_id`` when the answer names no comment."""
+        data = await self.graph.post(path, {"message": text})
+        reply_id = dig(data, "id")
+        if not isinstance(reply_id, (str, int)) or reply_id == "":
+            raise UnknownOutcome(no_id)
+        return PublishResult(remote_id=str(reply_id), remote_url=None)
+
+    async def delete(self, remote_id: str) -> None:
+        """Delete the post; one already gone (error 100/33) counts as deleted."""
+        try:
+            await self.graph.request("DELETE", f"/{node(remote_id)}", ok=(404,))
+        except GraphRejected as exc:
+            if (exc.code, exc.subcode) == NO_SUCH_OBJECT:
+                return  # already gone, which is what retracting wants
+            raise
+
+    # -- reconciling ------------------------------------------------------------------
+
+    #: recent posts looked at when reconciling (the Graph API's largest page: a busy
+    #: account, a daemon down a while)
+    recent_limit = 100
+    #: posts older than the delivery by more than this are never taken for it (clock skew)
+    reconcile_skew = timedelta(minutes=5)
+
+    async def recent_post(
+        self,
+        path: str,
+        request: PublishRequest,
+        *,
+        fields: tuple[str, str, str],
+        unreadable: str,
+        link_in_text: bool = False,
+    ) -> tuple[str, Any] | None:
+        """The request's post among the newest :attr:`recent_limit` at the edge ``path``,
+        whose ``fields`` are its text, time and permalink: at most :attr:`reconcile_skew`
+        older than the delivery, with exactly its text (and, with ``link_in_text``, its link
+        in the text). Its id and permalink (unchecked); Transient(``unreadable``) when the
+        list cannot be read."""
+        text_field, time_field, url_field = fields
+        data = await self.graph.get(path, fields=",".join(("id", *fields)), limit=self.recent_limit)
+        items = dig(data, "data")
+        if not isinstance(items, list):
+            raise Transient(unreadable)
+        wanted = normalise(request.text)
+        earliest = request.created_at - self.reconcile_skew
+        for item in items:  # newest first
+            created = parse_time(dig(item, time_field))
+            if created is not None and created < earliest:
+                continue
+            text, item_id = dig(item, text_field), dig(item, "id")
+            if not isinstance(text, str) or not isinstance(item_id, (str, int)) or item_id == "":
+                continue
+            if link_in_text and request.link and request.link not in text:
+                continue
+            if normalise(text) == wanted:
+                return str(item_id), dig(item, url_field)
+        return None
+
+
 class ContainerStatus:
     PUBLISHED = "PUBLISHED"
     FINISHED = "FINISHED"
@@ -317,7 +423,7 @@ class ContainerStatus:
     EXPIRED = "EXPIRED"
 
 
-class ContainerAdapter(Adapter):
+class ContainerAdapter(GraphAdapter):
     """Instagram and Threads: container, checkpoint, status, publish; never twice."""
 
     can_reconcile = True
@@ -337,20 +443,11 @@ class ContainerAdapter(Adapter):
     container_poll_first = 0.5
     container_poll_max = 4.0
     container_poll_budget = 20.0
-    #: recent posts looked at when reconciling (the Graph API's largest page)
-    recent_limit = 100
-    #: posts older than the delivery by more than this are never taken for it (clock skew)
-    reconcile_skew = timedelta(minutes=5)
 
     @property
     @abc.abstractmethod
     def user_id(self) -> str:
         """The Graph node that owns the account's posts."""
-
-    @property
-    @abc.abstractmethod
-    def graph(self) -> Graph:
-        """The account's Graph API client."""
 
     @abc.abstractmethod
     def check(self, request: PublishRequest) -> None:
@@ -517,35 +614,23 @@ class ContainerAdapter(Adapter):
 
     async def find_recent(self, request: PublishRequest) -> PublishResult | None:
         """The account's recent post carrying exactly this text, if any."""
-        data = await self.graph.get(
+        found = await self.recent_post(
             f"/{node(self.user_id)}/{self.media_edge}",
-            fields=f"id,{self.text_field},timestamp,permalink",
-            limit=self.recent_limit,
+            request,
+            fields=(self.text_field, "timestamp", "permalink"),
+            unreadable=_("the list of recent posts is not readable"),
         )
-        items = dig(data, "data")
-        if not isinstance(items, list):
-            raise Transient(_("the list of recent posts is not readable"))
-        wanted = normalise(request.text)
-        earliest = request.created_at - self.reconcile_skew
-        for item in items:
-            created = parse_time(dig(item, "timestamp"))
-            if created is not None and created < earliest:
-                continue
-            text = dig(item, self.text_field)
-            item_id = dig(item, "id")
-            if isinstance(text, str) and normalise(text) == wanted and item_id:
-                url = dig(item, "permalink")
-                return PublishResult(str(item_id), url if isinstance(url, str) else None)
-        return None
+        if found is None:
+            return None
+        media_id, url = found
+        return PublishResult(media_id, url if isinstance(url, str) else None)
 
     # -- the rest of the port -------------------------------------------------------------
 
     async def delete(self, remote_id: str) -> None:
         try:
-            await self.graph.request("DELETE", f"/{node(remote_id)}", ok=(404,))
+            await super().delete(remote_id)
         except GraphRejected as exc:
-            if (exc.code, exc.subcode) == NO_SUCH_OBJECT:
-                return  # already gone, which is what retracting wants
             raise Rejected(
                 _("{platform} refused to delete post {id}: {reason}; delete it in the app").format(
                     platform=self.platform, id=remote_id, reason=exc.message
@@ -575,6 +660,7 @@ __all__ = [
     "ContainerAdapter",
     "ContainerStatus",
     "Graph",
+    "GraphAdapter",
     "GraphError",
     "GraphRejected",
     "answer",

@@ -39,10 +39,8 @@ then reports nothing instead of failing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,8 +64,10 @@ from crosspost.adapters._atproto import (
     is_tid,
     jwt_expiry,
 )
+from crosspost.adapters._client import ClientAdapter
+from crosspost.adapters._files import read_image, write_private
 from crosspost.adapters._http import HttpClient, as_int, dig, header_reset_parser, json_body
-from crosspost.adapters.base import Adapter
+from crosspost.adapters._timestamps import parse_time
 from crosspost.config import BlueskyAccount
 from crosspost.counting import BLUESKY_MAX_BYTES, DEFAULT_LIMITS, count_bluesky
 from crosspost.exceptions import AuthError, PlatformError, Rejected, Transient, UnknownOutcome
@@ -104,7 +104,7 @@ class Session:
 # --- the adapter --------------------------------------------------------------------------------
 
 
-class BlueskyAdapter(Adapter):
+class BlueskyAdapter(ClientAdapter[HttpClient]):
     platform = "bluesky"
     idempotent_resend = False
     can_reconcile = True
@@ -115,7 +115,6 @@ class BlueskyAdapter(Adapter):
         super().__init__(*args, **kwargs)
         if not isinstance(self.config, BlueskyAccount):
             raise TypeError("BlueskyAdapter needs a BlueskyAccount")
-        self._http: HttpClient | None = None
         self._session: Session | None = None
         self._session_lock = asyncio.Lock()
         self._tids = TidClock()
@@ -129,31 +128,23 @@ class BlueskyAdapter(Adapter):
     def handle(self) -> str:
         return self.config.handle.removeprefix("@")
 
-    @property
-    def http(self) -> HttpClient:
-        if self._http is None:
-            self._http = HttpClient(
-                self.config.api_url,
-                headers={"Accept": "application/json"},
-                transport=self._transport,
-                timeout=self._timeout,
-                secrets=[self._password()],
-                reset_parser=header_reset_parser("RateLimit-Remaining", "RateLimit-Reset"),
-            )
-        return self._http
+    def connect(self) -> HttpClient:
+        return HttpClient(
+            self.config.api_url,
+            headers={"Accept": "application/json"},
+            transport=self._transport,
+            timeout=self._timeout,
+            secrets=[self._password()],
+            reset_parser=header_reset_parser("RateLimit-Remaining", "RateLimit-Reset"),
+        )
 
     def _password(self) -> str:
-        if self._secret is None:
-            raise AuthError(_("accounts.{account}: no app password").format(account=self.name))
-        return self._secret.get_secret_value()
+        return self.configured_secret(
+            _("accounts.{account}: no app password").format(account=self.name)
+        )
 
     def _classify(self, response: httpx.Response) -> PlatformError | None:
         return classify(response, self.http.redact)
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
 
     async def _xrpc(
         self,
@@ -220,18 +211,7 @@ class BlueskyAdapter(Adapter):
             "accessJwt": session.access,
             "refreshJwt": session.refresh,
         }
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        write_private(path, json.dumps(data))
 
     async def _current_session(self) -> Session:
         async with self._session_lock:
@@ -503,7 +483,7 @@ class BlueskyAdapter(Adapter):
             "reply": InteractionKind.REPLY,
             "quote": InteractionKind.QUOTE,
         }
-        seen = _iso_instant(cursor) or since
+        seen = parse_time(cursor) or since
         newest = seen
         page_cursor: str | None = None
         session = await self._current_session()
@@ -520,7 +500,7 @@ class BlueskyAdapter(Adapter):
             found: list[Fetched] = []
             older = False
             for item in items:
-                indexed = _iso_instant(dig(item, "indexedAt"))
+                indexed = parse_time(dig(item, "indexedAt"))
                 uri, cid = dig(item, "uri"), dig(item, "cid")
                 handle, reason = dig(item, "author", "handle"), dig(item, "reason")
                 if indexed is None or not isinstance(uri, str) or not isinstance(cid, str):
@@ -542,7 +522,7 @@ class BlueskyAdapter(Adapter):
                 ref = {"cid": cid}
                 if isinstance(root, dict) and isinstance(root.get("uri"), str):
                     ref.update(root_uri=str(root["uri"]), root_cid=str(root.get("cid") or ""))
-                created = _iso_instant(dig(record, "createdAt")) or indexed
+                created = parse_time(dig(record, "createdAt")) or indexed
                 found.append(
                     Fetched(
                         remote_id=uri,
@@ -614,15 +594,7 @@ def _check_text(text: str) -> None:
 
 
 async def _read_image(media: Media) -> tuple[Media, bytes]:
-    try:
-        data = await asyncio.to_thread(media.path.read_bytes)
-    except OSError as exc:
-        raise Rejected(
-            _("{path}: cannot read the image: {reason}").format(
-                path=media.path, reason=exc.strerror or exc
-            ),
-            sent=False,
-        ) from exc
+    data = await read_image(media)
     if len(data) > MAX_IMAGE_BYTES:
         raise Rejected(
             _("{path}: {size} bytes; Bluesky takes images of at most {limit} bytes").format(
@@ -645,16 +617,6 @@ def _parse_at_uri(uri: str) -> tuple[str, str, str]:
 def _expires_soon(token: str) -> bool:
     expiry = jwt_expiry(token)
     return expiry is not None and expiry - time.time() < RENEW_MARGIN
-
-
-def _iso_instant(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _now_iso() -> str:

@@ -19,45 +19,36 @@ is refused. Errors and throttling are mapped in :mod:`crosspost.adapters._meta`.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from crosspost.adapters._files import read_image
 from crosspost.adapters._meta import (
     DUPLICATE_POST,
-    NO_SUCH_OBJECT,
-    Graph,
+    GraphAdapter,
     GraphRejected,
     dig,
     node,
-    normalise,
     parse_time,
 )
-from crosspost.adapters.base import Adapter
 from crosspost.config import FacebookAccount
-from crosspost.exceptions import AuthError, Rejected, Transient, UnknownOutcome
+from crosspost.exceptions import Rejected, Transient, UnknownOutcome
 from crosspost.i18n import _
 from crosspost.models import AccountInfo, Media, PostMetrics, PublishRequest, PublishResult
 
 if TYPE_CHECKING:
-    from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
+    from crosspost.inbox import Fetched, PostRef, ReplyTarget
 
 METRIC_FIELDS = "shares,reactions.summary(total_count),comments.summary(total_count)"
 #: Facebook refuses more than this many images in one post
 MAX_IMAGES = 10
 
 
-class FacebookAdapter(Adapter):
+class FacebookAdapter(GraphAdapter):
     platform = "facebook"
     idempotent_resend = False
     can_reconcile = True
-
-    #: the Page's posts looked at when reconciling
-    recent_limit = 100  # the Graph API's largest page: a busy Page, a daemon down a while
-    #: posts older than the delivery by more than this are never taken for it (clock skew)
-    reconcile_skew = timedelta(minutes=5)
 
     config: FacebookAccount
 
@@ -65,31 +56,13 @@ class FacebookAdapter(Adapter):
         super().__init__(*args, **kwargs)
         if not isinstance(self.config, FacebookAccount):
             raise TypeError("FacebookAdapter needs a FacebookAccount")
-        self._graph: Graph | None = None
 
-    @property
-    def graph(self) -> Graph:
-        if self._graph is None:
-            if self._secret is None:
-                raise AuthError(
-                    _("accounts.{account}: no Page access token").format(account=self.name)
-                )
-            self._graph = Graph(
-                self.config.api_url,
-                self._secret.get_secret_value(),
-                transport=self._transport,
-                timeout=self._timeout,
-            )
-        return self._graph
+    def no_token(self) -> str:
+        return _("accounts.{account}: no Page access token").format(account=self.name)
 
     @property
     def page(self) -> str:
         return node(self.config.page_id)
-
-    async def aclose(self) -> None:
-        if self._graph is not None:
-            await self._graph.aclose()
-            self._graph = None
 
     async def publish(self, request: PublishRequest) -> PublishResult:
         if len(request.media) > MAX_IMAGES:
@@ -128,15 +101,7 @@ class FacebookAdapter(Adapter):
         return PublishResult(remote_id=post_id, remote_url=self.post_url(post_id))
 
     async def _upload(self, media: Media) -> str:
-        try:
-            data = await asyncio.to_thread(media.path.read_bytes)
-        except OSError as exc:
-            raise Rejected(
-                _("{path}: cannot read the image: {reason}").format(
-                    path=media.path, reason=exc.strerror or exc
-                ),
-                sent=False,
-            ) from exc
+        data = await read_image(media)
         try:
             answer = await self.graph.post(
                 f"/{self.page}/photos",
@@ -159,40 +124,17 @@ class FacebookAdapter(Adapter):
 
     async def find_existing(self, request: PublishRequest) -> PublishResult | None:
         """The Page's recent post with exactly this message (and so the link), if any."""
-        data = await self.graph.get(
+        found = await self.recent_post(
             f"/{self.page}/published_posts",
-            fields="id,message,created_time,permalink_url",
-            limit=self.recent_limit,
+            request,
+            fields=("message", "created_time", "permalink_url"),
+            unreadable=_("the list of the Page's recent posts is not readable"),
+            link_in_text=True,
         )
-        posts = dig(data, "data")
-        if not isinstance(posts, list):
-            raise Transient(_("the list of the Page's recent posts is not readable"))
-        wanted = normalise(request.text)
-        earliest = request.created_at - self.reconcile_skew
-        for post in posts:
-            created = parse_time(dig(post, "created_time"))
-            if created is not None and created < earliest:
-                continue
-            message = dig(post, "message")
-            post_id = dig(post, "id")
-            if not isinstance(message, str) or not isinstance(post_id, str):
-                continue
-            if request.link and request.link not in message:
-                continue
-            if normalise(message) == wanted:
-                url = dig(post, "permalink_url")
-                return PublishResult(
-                    post_id, url if isinstance(url, str) else self.post_url(post_id)
-                )
-        return None
-
-    async def delete(self, remote_id: str) -> None:
-        try:
-            await self.graph.request("DELETE", f"/{node(remote_id)}", ok=(404,))
-        except GraphRejected as exc:
-            if (exc.code, exc.subcode) == NO_SUCH_OBJECT:
-                return  # already gone, which is what retracting wants
-            raise
+        if found is None:
+            return None
+        post_id, url = found
+        return PublishResult(post_id, url if isinstance(url, str) else self.post_url(post_id))
 
     async def metrics(self, remote_id: str) -> PostMetrics | None:
         data = await self.graph.get(f"/{node(remote_id)}", fields=METRIC_FIELDS)
@@ -213,17 +155,9 @@ class FacebookAdapter(Adapter):
         return count if isinstance(count, int) else None
 
     # -- the inbox (issue 9) -----------------------------------------------------------------
-    fetches_interactions = True
 
-    def interactions(
-        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
-    ) -> AsyncIterator[InteractionPage]:
+    async def comments(self, post: PostRef, after: datetime) -> list[Fetched]:
         """Comments on the Page's recent posts (``GET /{post-id}/comments``, newest first)."""
-        from crosspost.adapters._comments import comments_per_post
-
-        return comments_per_post(posts, cursor, since, self._comments)
-
-    async def _comments(self, post: PostRef, after: datetime) -> list[Fetched]:
         from crosspost.adapters._comments import graph_comment, graph_comments
         from crosspost.inbox import InteractionKind
 
@@ -256,11 +190,11 @@ class FacebookAdapter(Adapter):
 
     async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
         """A comment reply as the Page (``POST /{comment-id}/comments``)."""
-        data = await self.graph.post(f"/{node(target.remote_id)}/comments", {"message": text})
-        reply_id = dig(data, "id")
-        if not isinstance(reply_id, (str, int)) or reply_id == "":
-            raise UnknownOutcome(_("POST /comments: the answer names no comment"))
-        return PublishResult(remote_id=str(reply_id), remote_url=None)
+        return await self.comment(
+            f"/{node(target.remote_id)}/comments",
+            text,
+            no_id=_("POST /comments: the answer names no comment"),
+        )
 
     async def verify(self) -> AccountInfo:
         data = await self.graph.get(f"/{self.page}", fields="id,name,link,followers_count")

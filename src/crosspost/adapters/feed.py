@@ -36,15 +36,15 @@ import html
 import json
 import os
 import re
-import secrets
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, TypedDict, TypeVar, cast
+from typing import Any, ClassVar, TypedDict, TypeVar, cast
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
+from crosspost.adapters._files import replace_file
 from crosspost.adapters.base import Adapter
 from crosspost.clock import Clock, system_clock
 from crosspost.config import FeedAccount
@@ -52,12 +52,6 @@ from crosspost.exceptions import AuthError, Rejected, Transient
 from crosspost.i18n import _, ngettext
 from crosspost.media import media_file_name
 from crosspost.models import AccountInfo, Media, PublishRequest, PublishResult
-
-if TYPE_CHECKING:
-    import httpx
-    from pydantic import SecretStr
-
-    from crosspost.config import AccountBase, Settings
 
 #: how many of the newest entries feed.xml carries (the HTML archive keeps all)
 FEED_SIZE = 50
@@ -111,26 +105,16 @@ class FeedAdapter(Adapter):
     idempotent_resend: ClassVar[bool] = True
     can_reconcile: ClassVar[bool] = True
 
-    def __init__(
-        self,
-        name: str,
-        config: AccountBase,
-        settings: Settings,
-        *,
-        secret: SecretStr | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        super().__init__(
-            name, config, settings, secret=secret, transport=transport, timeout=timeout
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        config = self.config
         if not isinstance(config, FeedAccount):
             raise TypeError(f"FeedAdapter needs a FeedAccount, not {type(config).__name__}")
         self.folder = config.path
         self.public_url = config.public_url.rstrip("/") if config.public_url else None
         self.clock: Clock = system_clock
-        self._host = urlsplit(settings.site.url).hostname or "localhost"
-        self._site_name = settings.site.name or self._host
+        self._host = urlsplit(self.settings.site.url).hostname or "localhost"
+        self._site_name = self.settings.site.name or self._host
 
     # -- the port ---------------------------------------------------------------
 
@@ -429,29 +413,9 @@ ADAPTER = FeedAdapter
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` so that readers see the old or the new file, never a mix."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     # 0o666 lets the umask decide, as for any file the service creates: the web
     # server must be able to read what the daemon writes.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    replace_file(path, data, mode=0o666)
 
 
 def _iso(when: datetime) -> str:

@@ -17,19 +17,19 @@ publish 50 posts in a moving 24 hours (error 9/2207042 becomes RateLimited).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from crosspost.adapters._meta import ContainerAdapter, Graph, dig, insight_values, node
+from crosspost.adapters._meta import ContainerAdapter, dig, insight_values, node
 from crosspost.config import InstagramAccount
-from crosspost.exceptions import AuthError, Rejected, Transient
+from crosspost.exceptions import Rejected, Transient
 from crosspost.i18n import _
 from crosspost.media import check_instagram_caption
 from crosspost.models import AccountInfo, PostMetrics, PublishRequest
 
 if TYPE_CHECKING:
-    from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
+    from crosspost.inbox import Fetched, PostRef, ReplyTarget
     from crosspost.models import PublishResult
 
 #: views, likes, comments and shares of one post (media insights)
@@ -50,29 +50,10 @@ class InstagramAdapter(ContainerAdapter):
         super().__init__(*args, **kwargs)
         if not isinstance(self.config, InstagramAccount):
             raise TypeError("InstagramAdapter needs an InstagramAccount")
-        self._graph: Graph | None = None
 
     @property
     def user_id(self) -> str:
         return self.config.ig_user_id
-
-    @property
-    def graph(self) -> Graph:
-        if self._graph is None:
-            if self._secret is None:
-                raise AuthError(_("accounts.{account}: no access token").format(account=self.name))
-            self._graph = Graph(
-                self.config.api_url,
-                self._secret.get_secret_value(),
-                transport=self._transport,
-                timeout=self._timeout,
-            )
-        return self._graph
-
-    async def aclose(self) -> None:
-        if self._graph is not None:
-            await self._graph.aclose()
-            self._graph = None
 
     def _status_fields(self) -> str:
         return "status_code,status"  # "status" holds the error subcode when it failed
@@ -111,32 +92,15 @@ class InstagramAdapter(ContainerAdapter):
         return count if isinstance(count, int) else None
 
     # -- the inbox (issue 9) -----------------------------------------------------------------
-    fetches_interactions = True
 
-    def interactions(
-        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
-    ) -> AsyncIterator[InteractionPage]:
+    async def comments(self, post: PostRef, after: datetime) -> list[Fetched]:
         """Comments on the account's recent media (``GET /{ig-media-id}/comments``)."""
-        from crosspost.adapters._comments import comments_per_post
-
-        return comments_per_post(posts, cursor, since, self._comments)
-
-    async def _comments(self, post: PostRef, after: datetime) -> list[Fetched]:
-        from crosspost.adapters._comments import graph_comment, graph_comments
-        from crosspost.adapters._meta import parse_time
+        from crosspost.adapters._comments import graph_comments, username_comment
         from crosspost.inbox import InteractionKind
 
         def parse(raw: Any) -> Fetched | None:
-            username = dig(raw, "username")
-            return graph_comment(
-                post,
-                dig(raw, "id"),
-                parse_time(dig(raw, "timestamp")),
-                kind=InteractionKind.COMMENT,
-                handle=f"@{username}" if isinstance(username, str) else "",
-                text=dig(raw, "text"),
-                url=None,  # comments have no address of their own: the post's
-            )
+            # comments have no address of their own: the post's
+            return username_comment(post, raw, kind=InteractionKind.COMMENT, url=None)
 
         return await graph_comments(
             self.graph,
@@ -148,14 +112,11 @@ class InstagramAdapter(ContainerAdapter):
 
     async def reply(self, target: ReplyTarget, text: str, *, key: str) -> PublishResult:
         """A reply to the comment (``POST /{ig-comment-id}/replies``)."""
-        from crosspost.exceptions import UnknownOutcome
-        from crosspost.models import PublishResult
-
-        data = await self.graph.post(f"/{node(target.remote_id)}/replies", {"message": text})
-        reply_id = dig(data, "id")
-        if not isinstance(reply_id, (str, int)) or reply_id == "":
-            raise UnknownOutcome(_("POST /replies: the answer names no comment"))
-        return PublishResult(remote_id=str(reply_id), remote_url=None)
+        return await self.comment(
+            f"/{node(target.remote_id)}/replies",
+            text,
+            no_id=_("POST /replies: the answer names no comment"),
+        )
 
     async def verify(self) -> AccountInfo:
         data = await self.graph.get(

@@ -26,7 +26,6 @@ percent-encoded (Rest.li 2.0), ``List(...)`` syntax is not.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import unicodedata
@@ -37,8 +36,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from crosspost.adapters._client import ClientAdapter
+from crosspost.adapters._files import read_image
 from crosspost.adapters._http import HttpClient, as_int, dig, json_body, platform_message
-from crosspost.adapters.base import Adapter
 from crosspost.clock import Clock, system_clock
 from crosspost.config import LinkedInAccount
 from crosspost.exceptions import (
@@ -119,7 +119,7 @@ def normalise(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
-class LinkedInAdapter(Adapter):
+class LinkedInAdapter(ClientAdapter[HttpClient]):
     platform = "linkedin"
     idempotent_resend = False
     can_reconcile = True
@@ -153,33 +153,29 @@ class LinkedInAdapter(Adapter):
                 ).format(account=self.name, value=self.config.version)
             )
         self.clock: Clock = system_clock
-        self._http: HttpClient | None = None
         #: learnt from token introspection; None: unknown (the configured date applies)
         self._expires_at: datetime | None = None
 
     # -- the connection ------------------------------------------------------------------
 
-    @property
-    def http(self) -> HttpClient:
-        if self._http is None:
-            if self._secret is None:
-                raise AuthError(_("accounts.{account}: no access token").format(account=self.name))
-            token = self._secret.get_secret_value()
-            self._http = HttpClient(
-                self.config.api_url,
-                headers={
-                    "Authorization": f"Bearer {token}",
-                    "Accept": "application/json",
-                    "LinkedIn-Version": self.config.version,
-                    "X-Restli-Protocol-Version": RESTLI_PROTOCOL,
-                },
-                transport=self._transport,
-                timeout=self._timeout,
-                secrets=[token],
-                reset_parser=daily_quota_reset,
-                clock=self.clock,
-            )
-        return self._http
+    def connect(self) -> HttpClient:
+        token = self.configured_secret(
+            _("accounts.{account}: no access token").format(account=self.name)
+        )
+        return HttpClient(
+            self.config.api_url,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Accept": "application/json",
+                "LinkedIn-Version": self.config.version,
+                "X-Restli-Protocol-Version": RESTLI_PROTOCOL,
+            },
+            transport=self._transport,
+            timeout=self._timeout,
+            secrets=[token],
+            reset_parser=daily_quota_reset,
+            clock=self.clock,
+        )
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         return await self.http.request(method, url, classify=self._classify, **kwargs)
@@ -224,11 +220,6 @@ class LinkedInAdapter(Adapter):
         except (Transient, Rejected, RateLimited) as error:
             log.warning("token_introspection_failed", account=self.name, error=error.message)
         self._warn_before_expiry()
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
 
     # -- publishing ----------------------------------------------------------------------
 
@@ -292,15 +283,7 @@ class LinkedInAdapter(Adapter):
                 )
 
     async def _upload(self, media: Media) -> str:
-        try:
-            data = await asyncio.to_thread(media.path.read_bytes)
-        except OSError as exc:
-            raise Rejected(
-                _("{path}: cannot read the image: {reason}").format(
-                    path=media.path, reason=exc.strerror or exc
-                ),
-                sent=False,
-            ) from exc
+        data = await read_image(media)
         try:
             response = await self._call(
                 "POST",

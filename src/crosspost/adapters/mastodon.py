@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
@@ -25,7 +26,13 @@ from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from crosspost.adapters._http import HttpClient, dig, header_reset_parser, json_body
+from crosspost.adapters._http import (
+    Endpoint,
+    HttpClient,
+    dig,
+    header_reset_parser,
+    json_body,
+)
 from crosspost.adapters.base import Adapter
 from crosspost.config import MastodonAccount
 from crosspost.exceptions import AuthError, Rejected, Transient, UnknownOutcome
@@ -36,6 +43,8 @@ if TYPE_CHECKING:
     from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
 
 _SAFE_KEY = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+#: the bytes httpx's ``json=`` sends, from one encoder made once
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def idempotency_header(key: str) -> str:
@@ -70,6 +79,8 @@ class MastodonAdapter(Adapter):
         if not isinstance(self.config, MastodonAccount):
             raise TypeError("MastodonAdapter needs a MastodonAccount")
         self._http: HttpClient | None = None
+        #: ``POST /api/v1/statuses`` of ``_http``, prepared at the first publication
+        self._statuses: Endpoint | None = None
         self._limit: int | None = self.config.max_characters
         self._account_id: str | None = None
 
@@ -105,6 +116,7 @@ class MastodonAdapter(Adapter):
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+            self._statuses = None
 
     def text_limit(self) -> int | None:
         return self._limit
@@ -118,11 +130,14 @@ class MastodonAdapter(Adapter):
         }
         if media_ids:
             body["media_ids"] = media_ids
-        response = await self.http.request(
-            "POST",
-            "/api/v1/statuses",
-            json=body,
-            headers={"Idempotency-Key": idempotency_header(request.idempotency_key)},
+        if self._statuses is None:
+            self._statuses = self.http.endpoint(
+                "POST", "/api/v1/statuses", headers={"Content-Type": "application/json"}
+            )
+        response = await self.http.send(
+            self._statuses,
+            _JSON.encode(body).encode("utf-8"),
+            headers=(("Idempotency-Key", idempotency_header(request.idempotency_key)),),
         )
         status = json_body(response)
         result = _result(status)

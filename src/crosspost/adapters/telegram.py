@@ -28,7 +28,6 @@ delete their messages only within 48 hours; the Bot API has no metrics.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -36,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from crosspost.adapters._client import ClientAdapter
+from crosspost.adapters._files import read_image
 from crosspost.adapters._http import HttpClient, dig, json_body
-from crosspost.adapters.base import Adapter
 from crosspost.compose import telegram_caption
 from crosspost.config import TelegramAccount
 from crosspost.counting import DEFAULT_LIMITS, TELEGRAM_CAPTION_LIMIT, count_telegram
@@ -73,7 +73,7 @@ def retry_after(response: httpx.Response, now: datetime) -> datetime | None:
     return None
 
 
-class TelegramAdapter(Adapter):
+class TelegramAdapter(ClientAdapter[HttpClient]):
     platform = "telegram"
     idempotent_resend = False
     can_reconcile = False
@@ -84,28 +84,19 @@ class TelegramAdapter(Adapter):
         super().__init__(*args, **kwargs)
         if not isinstance(self.config, TelegramAccount):
             raise TypeError("TelegramAdapter needs a TelegramAccount")
-        self._http: HttpClient | None = None
 
-    @property
-    def http(self) -> HttpClient:
-        if self._http is None:
-            if self._secret is None:
-                raise AuthError(_("accounts.{account}: no bot token").format(account=self.name))
-            token = self._secret.get_secret_value()
-            self._http = HttpClient(
-                f"{self.config.api_url}/bot{token}",
-                headers={"Accept": "application/json"},
-                transport=self._transport,
-                timeout=self._timeout,
-                secrets=[token],
-                reset_parser=retry_after,
-            )
-        return self._http
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+    def connect(self) -> HttpClient:
+        token = self.configured_secret(
+            _("accounts.{account}: no bot token").format(account=self.name)
+        )
+        return HttpClient(
+            f"{self.config.api_url}/bot{token}",
+            headers={"Accept": "application/json"},
+            transport=self._transport,
+            timeout=self._timeout,
+            secrets=[token],
+            reset_parser=retry_after,
+        )
 
     @property
     def chat(self) -> str | int:
@@ -428,15 +419,7 @@ def _may_post(chat_type: Any, member: Any) -> bool:
 
 
 async def _read_photo(media: Media) -> tuple[str, bytes, str]:
-    try:
-        data = await asyncio.to_thread(media.path.read_bytes)
-    except OSError as exc:
-        raise Rejected(
-            _("{path}: cannot read the image: {reason}").format(
-                path=media.path, reason=exc.strerror or exc
-            ),
-            sent=False,
-        ) from exc
+    data = await read_image(media)
     if len(data) > MAX_PHOTO_BYTES:
         raise Rejected(
             _("{path}: Telegram takes photos up to 10 MB, this one has {size} bytes").format(

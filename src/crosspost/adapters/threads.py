@@ -24,18 +24,17 @@ asked for once (``GET /debug_token``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import re
-import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from crosspost.adapters._files import write_private
 from crosspost.adapters._meta import ContainerAdapter, Graph, dig, insight_values, node
+from crosspost.adapters._timestamps import parse_time
 from crosspost.clock import Clock, system_clock
 from crosspost.config import ThreadsAccount
 from crosspost.counting import DEFAULT_LIMITS, count_threads
@@ -46,7 +45,7 @@ from crosspost.models import AccountInfo, PostMetrics, PublishRequest, PublishRe
 from crosspost.observability import EventLogger, register_secret
 
 if TYPE_CHECKING:
-    from crosspost.inbox import Fetched, InteractionPage, PostRef, ReplyTarget
+    from crosspost.inbox import Fetched, PostRef, ReplyTarget
 
 METRICS = "views,likes,replies,reposts,quotes"
 STATE_VERSION = 1
@@ -91,7 +90,6 @@ class ThreadsAdapter(ContainerAdapter):
         if not isinstance(self.config, ThreadsAccount):
             raise TypeError("ThreadsAdapter needs a ThreadsAccount")
         self.clock: Clock = system_clock
-        self._graph: Graph | None = None
         self._token: str | None = None
         self._expires_at: datetime | None = None
         self._issued_at: datetime | None = None
@@ -120,8 +118,8 @@ class ThreadsAdapter(ContainerAdapter):
             kept = state.get("access_token")
             if isinstance(kept, str) and kept:
                 token = kept
-                expires = _parse(state.get("expires_at")) or expires
-                issued = _parse(state.get("issued_at"))
+                expires = parse_time(state.get("expires_at")) or expires
+                issued = parse_time(state.get("issued_at"))
         self._token, self._expires_at, self._issued_at = token, expires, issued
         register_secret(token)
         return token
@@ -147,44 +145,21 @@ class ThreadsAdapter(ContainerAdapter):
             "issued_at": self._issued_at.isoformat() if self._issued_at else None,
             "source": _fingerprint(self._configured()),
         }
-        path = self.token_path
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as file:
-                json.dump(state, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        write_private(self.token_path, json.dumps(state))
 
     def token_expires_at(self) -> datetime | None:
         if self._token is None and self._secret is not None:
             self._load()
         return self._expires_at or self.config.token_expires_at
 
-    @property
-    def graph(self) -> Graph:
-        if self._graph is None:
-            self._graph = Graph(
-                self.config.api_url,
-                self._load(),
-                transport=self._transport,
-                timeout=self._timeout,
-                clock=self.clock,
-            )
-        return self._graph
+    def graph_token(self) -> str:
+        return self._load()
 
     async def _use(self, token: str) -> None:
         """Switch to ``token`` for every later request."""
         register_secret(token)
         self._token = token
-        if self._graph is not None:
-            await self._graph.aclose()
-            self._graph = None
+        await self.aclose()  # the next request builds a client with the new token
 
     async def open(self) -> None:
         """Learn when the token expires and refresh it when that is near."""
@@ -278,11 +253,6 @@ class ThreadsAdapter(ContainerAdapter):
             expires_at=self._expires_at.isoformat(timespec="seconds") if self._expires_at else None,
         )
 
-    async def aclose(self) -> None:
-        if self._graph is not None:
-            await self._graph.aclose()
-            self._graph = None
-
     # -- posts --------------------------------------------------------------------------
 
     async def publish(self, request: PublishRequest) -> PublishResult:
@@ -363,33 +333,17 @@ class ThreadsAdapter(ContainerAdapter):
         return insight_values(data).get("followers_count")
 
     # -- the inbox (issue 9) -----------------------------------------------------------------
-    fetches_interactions = True
 
-    def interactions(
-        self, cursor: str | None, posts: Sequence[PostRef], *, since: datetime
-    ) -> AsyncIterator[InteractionPage]:
+    async def comments(self, post: PostRef, after: datetime) -> list[Fetched]:
         """Replies to the account's recent posts (``GET /{media-id}/replies``, newest first)."""
-        from crosspost.adapters._comments import comments_per_post
-
-        return comments_per_post(posts, cursor, since, self._replies)
-
-    async def _replies(self, post: PostRef, after: datetime) -> list[Fetched]:
-        from crosspost.adapters._comments import graph_comment, graph_comments
+        from crosspost.adapters._comments import graph_comments, username_comment
         from crosspost.inbox import InteractionKind
 
         await self.keep_fresh()
 
         def parse(raw: Any) -> Fetched | None:
-            username = dig(raw, "username")
-            return graph_comment(
-                post,
-                dig(raw, "id"),
-                _parse(dig(raw, "timestamp")),
-                kind=InteractionKind.REPLY,
-                handle=f"@{username}" if isinstance(username, str) else "",
-                text=dig(raw, "text"),
-                url=dig(raw, "permalink"),
-            )
+            url = dig(raw, "permalink")
+            return username_comment(post, raw, kind=InteractionKind.REPLY, url=url)
 
         return await graph_comments(
             self.graph,
@@ -431,16 +385,6 @@ class ThreadsAdapter(ContainerAdapter):
             token_expires_at=self.token_expires_at(),
             followers=await self.followers(),
         )
-
-
-def _parse(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 ADAPTER = ThreadsAdapter

@@ -39,9 +39,6 @@ from crosspost.models import AccountInfo, PublishRequest, PublishResult
 
 if TYPE_CHECKING:
     import httpx
-    from pydantic import SecretStr
-
-    from crosspost.config import AccountBase, Settings
 
 SIGNATURE_HEADER = "X-Crosspost-Signature"
 TIMESTAMP_HEADER = "X-Crosspost-Timestamp"
@@ -73,29 +70,19 @@ class WebhookAdapter(Adapter):
     idempotent_resend: ClassVar[bool] = True
     can_reconcile: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        name: str,
-        config: AccountBase,
-        settings: Settings,
-        *,
-        secret: SecretStr | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-        timeout: float = 30.0,
-    ) -> None:
-        super().__init__(
-            name, config, settings, secret=secret, transport=transport, timeout=timeout
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        config = self.config
         if not isinstance(config, WebhookAccount):
             raise TypeError(f"WebhookAdapter needs a WebhookAccount, not {type(config).__name__}")
         self.url = config.url
         self.clock: Clock = system_clock
         parts = urlsplit(config.url)
-        self._key = secret.get_secret_value() if secret is not None else ""
+        self._key = self._secret.get_secret_value() if self._secret is not None else ""
         self._http = HttpClient(
             f"{parts.scheme}://{parts.netloc}",
-            transport=transport,
-            timeout=timeout,
+            transport=self._transport,
+            timeout=self._timeout,
             secrets=[self._key],
         )
 

@@ -41,8 +41,10 @@ from urllib.parse import quote
 
 import httpx
 
+from crosspost.adapters._client import ClientAdapter
+from crosspost.adapters._files import read_image, write_private
 from crosspost.adapters._http import HttpClient, dig, json_body, parse_reset
-from crosspost.adapters.base import Adapter
+from crosspost.adapters._timestamps import parse_time
 from crosspost.clock import system_clock
 from crosspost.config import XAccount
 from crosspost.exceptions import (
@@ -106,7 +108,7 @@ class _Client(HttpClient):
             self._secrets.append(secret)
 
 
-class XAdapter(Adapter):
+class XAdapter(ClientAdapter[_Client]):
     platform = "x"
     idempotent_resend = False
     can_reconcile = True
@@ -124,7 +126,6 @@ class XAdapter(Adapter):
         super().__init__(*args, **kwargs)
         if not isinstance(self.config, XAccount):
             raise TypeError("XAdapter needs an XAccount")
-        self._http: _Client | None = None
         self._access: str | None = None
         self._expires_at: datetime | None = None
         self._user_id: str | None = None
@@ -137,19 +138,17 @@ class XAdapter(Adapter):
         """Whether the access token renews itself (refresh token and client id configured)."""
         return self.config.refresh_token_file is not None and bool(self.config.client_id)
 
-    @property
-    def http(self) -> _Client:
-        if self._http is None:
-            self._http = _Client(
-                self.config.api_url,
-                headers={"Accept": "application/json"},
-                transport=self._transport,
-                timeout=self._timeout,
-                reset_parser=rate_limit_reset,
-            )
-            if self._secret is not None:
-                self._http.add_secret(self._secret.get_secret_value())
-        return self._http
+    def connect(self) -> _Client:
+        client = _Client(
+            self.config.api_url,
+            headers={"Accept": "application/json"},
+            transport=self._transport,
+            timeout=self._timeout,
+            reset_parser=rate_limit_reset,
+        )
+        if self._secret is not None:
+            client.add_secret(self._secret.get_secret_value())
+        return client
 
     def _state_file(self, kind: str) -> Path:
         return self.state_dir / f"{self.name}-{kind}"
@@ -157,7 +156,7 @@ class XAdapter(Adapter):
     def _current_token(self) -> str:
         if self._access is None:
             stored = _read_json(self._state_file("access-token"))
-            token, expires = stored.get("access_token"), _parse_time(stored.get("expires_at"))
+            token, expires = stored.get("access_token"), parse_time(stored.get("expires_at"))
             if isinstance(token, str) and token and self.can_refresh:
                 self._access, self._expires_at = token, expires
             elif self._secret is not None:
@@ -180,11 +179,6 @@ class XAdapter(Adapter):
     async def open(self) -> None:
         """Learn the stored access token and its expiry (no request)."""
         self._current_token()
-
-    async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One authenticated request; on 401 the token is refreshed once and it is sent again."""
@@ -227,7 +221,7 @@ class XAdapter(Adapter):
             try:
                 stored = _read_json(self._state_file("access-token"))
                 token = stored.get("access_token")
-                expires = _parse_time(stored.get("expires_at"))
+                expires = parse_time(stored.get("expires_at"))
                 if (
                     isinstance(token, str)
                     and token != failed
@@ -291,11 +285,11 @@ class XAdapter(Adapter):
         self.http.add_secret(access)
         if isinstance(rotated, str) and rotated:
             self.http.add_secret(rotated)
-            _write_private(self._state_file("refresh-token"), rotated + "\n")
+            write_private(self._state_file("refresh-token"), rotated + "\n")
         seconds = lifetime if isinstance(lifetime, int) and lifetime > 0 else 7200
         expires = system_clock.now() + timedelta(seconds=seconds)
         state = {"access_token": access, "expires_at": expires.isoformat()}
-        _write_private(self._state_file("access-token"), json.dumps(state) + "\n")
+        write_private(self._state_file("access-token"), json.dumps(state) + "\n")
         self._adopt(access, expires)
 
     def _adopt(self, token: str, expires: datetime | None) -> None:
@@ -366,15 +360,7 @@ class XAdapter(Adapter):
                 ),
                 sent=False,
             )
-        try:
-            data = await asyncio.to_thread(media.path.read_bytes)
-        except OSError as exc:
-            raise Rejected(
-                _("{path}: cannot read the image: {reason}").format(
-                    path=media.path, reason=exc.strerror or exc
-                ),
-                sent=False,
-            ) from exc
+        data = await read_image(media)
         if len(data) > MAX_IMAGE_BYTES:
             raise Rejected(
                 _("{path}: X takes images up to 5 MB, this one has {size} bytes").format(
@@ -525,7 +511,7 @@ class XAdapter(Adapter):
             found: list[Fetched] = []
             for post in data:
                 post_id, author = dig(post, "id"), dig(post, "author_id")
-                created = _parse_time(dig(post, "created_at"))
+                created = parse_time(dig(post, "created_at"))
                 if not isinstance(post_id, str) or author == user_id or created is None:
                     continue
                 if newest is None or (len(post_id), post_id) > (len(newest), newest):
@@ -656,33 +642,12 @@ def _lock(path: Path) -> int:
     return fd
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Replace ``path`` atomically with ``text``, readable by the owner only."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     with contextlib.suppress(OSError, ValueError):
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict):
             return data
     return {}
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 ADAPTER = XAdapter

@@ -318,6 +318,32 @@ class SqlInbox:
                 )
             }
 
+    def unanswered(self) -> dict[str, tuple[int, datetime]]:
+        """Per account: the interactions open and not replied to, and the oldest one's time
+        (``crosspost status``)."""
+        query = (
+            select(
+                interactions.c.account,
+                func.count().label("n"),
+                func.min(interactions.c.created_at).label("oldest"),
+            )
+            .where(
+                interactions.c.state == InteractionState.OPEN.value,
+                interactions.c.replied_at.is_(None),
+            )
+            .group_by(interactions.c.account)
+        )
+        with self._read() as conn:
+            rows = conn.execute(query).all()
+        found = {}
+        for account, n, oldest in rows:
+            if isinstance(oldest, str):  # an aggregate SQLite may hand back as text
+                oldest = datetime.fromisoformat(oldest)
+            if oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            found[str(account)] = (int(n), oldest)
+        return found
+
     # -- answering --------------------------------------------------------------------------
     def _respond(
         self, conn: Connection, item: RowMapping, how: str, now: datetime

@@ -7,14 +7,17 @@ editor a quarter of a second on every check.
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+TYPE_CHECKING = False  # typing and pathlib only where needed: a dry run starts without them
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def learned_limits(path: Path) -> dict[str, int]:
     """``account_state.text_limit`` per account; {} if there is no usable database yet."""
     if not path.is_file():
         return {}
+    import sqlite3  # here: a dry run reads no limit unless an account's limit may be learnt
+
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
             rows = conn.execute(
@@ -27,7 +30,17 @@ def learned_limits(path: Path) -> dict[str, int]:
 
 def sqlite_file(url: str) -> Path | None:
     """The file behind a ``sqlite:///`` URL (None for other databases or in-memory)."""
+    path = sqlite_path(url)
+    if path is None:
+        return None
+    from pathlib import Path
+
+    return Path(path).expanduser()
+
+
+def sqlite_path(url: str) -> str | None:
+    """:func:`sqlite_file` as written in the URL (``~`` not expanded), without pathlib."""
     if not url.startswith("sqlite"):
         return None
     path = url.split("///", 1)[-1].split("?", 1)[0]
-    return None if not path or path == ":memory:" else Path(path).expanduser()
+    return None if not path or path == ":memory:" else path

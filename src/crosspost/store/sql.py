@@ -27,26 +27,20 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Integer,
     Interval,
     RowMapping,
-    String,
     and_,
     bindparam,
     case,
     column,
     delete,
-    exists,
-    false,
     func,
     insert,
     inspect,
     literal,
     or_,
     select,
-    true,
     update,
-    values,
 )
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
@@ -67,6 +61,7 @@ from crosspost.models import (
     StoredPost,
 )
 from crosspost.observability import register_secret
+from crosspost.store import _hot
 from crosspost.store._sql import (
     describe,
     dialect_insert,
@@ -205,39 +200,6 @@ def _settle_values(
     return values
 
 
-#: finish_and_settle's statements, built once (building costs more than running them)
-_FINISH_ATTEMPT = (
-    update(attempts)
-    .where(attempts.c.id == bindparam("b_id"))
-    .values(
-        outcome=bindparam("b_outcome"),
-        finished_at=bindparam("b_now"),
-        http_status=bindparam("b_status"),
-        message=bindparam("b_message"),
-        duration_ms=bindparam("b_ms"),
-    )
-)
-_SETTLE_STATEMENTS: dict[tuple[str, ...], Any] = {}
-
-
-def _settle_statement(columns: tuple[str, ...]) -> Any:
-    """``settle``'s UPDATE for one set of columns, fenced by worker and lease token."""
-    statement = _SETTLE_STATEMENTS.get(columns)
-    if statement is None:
-        statement = (
-            update(deliveries)
-            .where(
-                deliveries.c.id == bindparam("o_id"),
-                deliveries.c.worker == bindparam("o_worker"),
-                deliveries.c.lease_token == bindparam("o_token"),
-                deliveries.c.state == DeliveryState.PUBLISHING.value,
-            )
-            .values({c: bindparam(f"v_{c}") for c in columns})
-        )
-        _SETTLE_STATEMENTS[columns] = statement
-    return statement
-
-
 def _attempt(row: RowMapping) -> Attempt:
     return Attempt(
         id=row["id"],
@@ -279,8 +241,6 @@ class SqlStore:
             register_secret(str(self.engine.url.password))  # never in a log line
         self.db_clock = (not self.is_sqlite) if db_clock is None else db_clock
         self._marker_conn: Any = None
-        #: the SQLite claim's per-account query, by the set of reconcilable platforms
-        self._claim_queries: dict[frozenset[str], Any] = {}
 
     # -- plumbing --------------------------------------------------------------------
     def _clock(self, now: datetime) -> ColumnElement[datetime]:
@@ -585,7 +545,9 @@ class SqlStore:
         if not wanted:
             return []
         with self._write() as conn:
-            claimed = self._lease(conn, worker, wanted, now, lease, reconcilable, start=False)
+            claimed: list[Delivery] = self._claim(
+                conn, worker, wanted, now, lease, reconcilable, start=False
+            )
         claimed.sort(key=lambda d: (d.due_at, d.id))
         return claimed
 
@@ -599,53 +561,18 @@ class SqlStore:
         reconcilable: Collection[str],
     ) -> list[Claim]:
         """One transaction for the claim, the first attempts and the posts (the daemon's
-        hot path: see bench/README.md)."""
+        hot path: see bench/README.md and crosspost.store._hot)."""
         wanted = {a: n for a, n in capacity.items() if n > 0}
         if not wanted:
             return []
         with self._write() as conn:
-            claimed = self._lease(conn, worker, wanted, now, lease, reconcilable, start=True)
-            if not claimed:
-                return []
-            fresh = [d for d in claimed if _starts_with_claim(d, reconcilable)]
-            started: dict[int, Attempt] = {}
-            if fresh:
-                rows = conn.execute(
-                    insert(attempts).returning(attempts.c.id, sort_by_parameter_order=True),
-                    [
-                        {
-                            "delivery_id": d.id,
-                            "post_id": d.post_id,
-                            "account": d.account,
-                            "number": d.attempts,
-                            "started_at": now,
-                            "outcome": Outcome.PENDING.value,
-                            "idempotency_key": d.idempotency_key,
-                            "worker": worker,
-                        }
-                        for d in fresh
-                    ],
-                ).scalars()
-                for d, attempt_id in zip(fresh, rows, strict=True):
-                    started[d.id] = Attempt(
-                        id=attempt_id,
-                        delivery_id=d.id,
-                        post_id=d.post_id,
-                        account=d.account,
-                        number=d.attempts,
-                        started_at=now,
-                        outcome=Outcome.PENDING,
-                        idempotency_key=d.idempotency_key,
-                        worker=worker,
-                    )
-            post_rows = conn.execute(
-                select(posts).where(posts.c.id.in_(sorted({d.post_id for d in claimed})))
-            ).mappings()
-            by_id = {r["id"]: _post(r) for r in post_rows}
-        claimed.sort(key=lambda d: (d.due_at, d.id))
-        return [Claim(d, by_id[d.post_id], started.get(d.id)) for d in claimed]
+            claims: list[Claim] = self._claim(
+                conn, worker, wanted, now, lease, reconcilable, start=True
+            )
+        claims.sort(key=lambda c: (c.delivery.due_at, c.delivery.id))
+        return claims
 
-    def _lease(
+    def _claim(
         self,
         conn: Connection,
         worker: str,
@@ -655,126 +582,14 @@ class SqlStore:
         reconcilable: Collection[str],
         *,
         start: bool,
-    ) -> list[Delivery]:
-        """Choose and lease the due deliveries; ``start`` also counts the attempt
-        that :meth:`claim_and_start` writes for those that are not uncertain."""
-        lease_values: dict[str, Any] = {
-            "state": DeliveryState.PUBLISHING.value,
-            "worker": worker,
-            "lease_until": self._lease_end(now, lease),
-            "lease_token": deliveries.c.lease_token + 1,
-            "updated_at": now,
-        }
-        if start:
-            # counts the attempt claim_and_start writes (see _starts_with_claim)
-            starts = ~deliveries.c.uncertain
-            if reconcilable:
-                starts = starts & deliveries.c.platform.in_(sorted(reconcilable))
-            else:
-                starts = starts & false()
-            lease_values["attempts"] = case(
-                (starts, deliveries.c.attempts + 1), else_=deliveries.c.attempts
-            )
-        if self.is_sqlite:
-            chosen: Any = self._choose_one_by_one(conn, wanted, now, reconcilable)
-            if not chosen:
-                return []
-            which: ColumnElement[bool] = deliveries.c.id.in_(chosen)
-        else:
-            # ``id = ANY(ARRAY(…))``, not ``id IN (…)``: the planner cannot tell how many
-            # rows the per-account LIMITs give and would join ``IN`` by a sequential scan
-            # of the whole table; an array is looked up through the primary key.
-            picked = self._choose_and_lock(wanted, now, reconcilable).scalar_subquery()
-            which = deliveries.c.id == func.any(func.array(picked))
-        rows = conn.execute(
-            update(deliveries).where(which).values(**lease_values).returning(*deliveries.c)
-        ).mappings()
-        return [_delivery(r) for r in rows]
-
-    def _choose_one_by_one(
-        self,
-        conn: Connection,
-        wanted: Mapping[str, int],
-        now: datetime,
-        reconcilable: Collection[str],
-    ) -> list[int]:
-        """SQLite: the due ids, one query per account (the write lock is ours already).
-
-        One query per account, so that a backlog on one account cannot fill the
-        rows read for all of them (one bad account never stalls the others).
-        """
-        held = select(account_state.c.account).where(
-            or_(account_state.c.paused_reason.is_not(None), account_state.c.blocked_until > now)
-        )
-        held_accounts = set(conn.execute(held).scalars())
-        # Built once per set of reconcilable platforms: building the statement costs
-        # more than running it (the daemon claims after every finished batch).
-        key = frozenset(reconcilable)
-        query = self._claim_queries.get(key)
-        if query is None:
-            query = (
-                select(_due.c.id)
-                .where(
-                    self._due_condition(reconcilable),
-                    _due.c.due_at <= bindparam("claim_now", type_=UTCDateTime()),
-                    _due.c.account == bindparam("claim_account", type_=String()),
-                )
-                .order_by(_due.c.due_at, _due.c.id)
-                .limit(bindparam("claim_n", type_=Integer()))
-            )
-            self._claim_queries[key] = query
-        chosen: list[int] = []
-        for account, n in wanted.items():
-            if account in held_accounts:
-                continue
-            chosen.extend(
-                conn.execute(
-                    query, {"claim_now": now, "claim_account": account, "claim_n": n}
-                ).scalars()
-            )
-        return chosen
-
-    def _choose_and_lock(
-        self, wanted: Mapping[str, int], now: datetime, reconcilable: Collection[str]
     ) -> Any:
-        """PostgreSQL: a subquery choosing and locking the due ids, for one UPDATE.
-
-        ::
-
-            UPDATE deliveries SET state = 'publishing', … WHERE id IN (
-              SELECT pick.id FROM (VALUES ('mastodon', 4), …) AS wanted (account, n)
-              JOIN LATERAL (SELECT id FROM deliveries WHERE <due> AND account = wanted.account
-                            ORDER BY due_at, id LIMIT wanted.n FOR UPDATE SKIP LOCKED) AS pick
-              ON true
-              WHERE NOT EXISTS (<wanted.account paused or blocked>)
-            ) RETURNING *
-
-        The lateral subquery per account keeps one account's backlog from
-        filling the others' share; ``SKIP LOCKED`` passes over rows another
-        daemon is claiming or settling right now instead of waiting for them.
-        """
-        clock = self._clock(now)
-        accounts = values(column("account", String), column("n", Integer), name="wanted").data(
-            sorted(wanted.items())
+        """Lease the due deliveries, at most ``wanted[account]`` each; ``start`` also
+        writes the first attempts (see _starts_with_claim) and reads the posts."""
+        if self.is_sqlite:
+            return _hot.sqlite_claim(conn, worker, wanted, now, lease, reconcilable, start=start)
+        return _hot.pg_claim(
+            conn, worker, wanted, now, lease, reconcilable, start=start, db_clock=self.db_clock
         )
-        candidate = _due.alias("candidate")
-        held = select(account_state.c.account).where(
-            account_state.c.account == accounts.c.account,
-            or_(account_state.c.paused_reason.is_not(None), account_state.c.blocked_until > clock),
-        )
-        pick = (
-            select(candidate.c.id)
-            .where(
-                self._due_condition(reconcilable, candidate),
-                candidate.c.due_at <= clock,
-                candidate.c.account == accounts.c.account,
-            )
-            .order_by(candidate.c.due_at, candidate.c.id)
-            .limit(accounts.c.n)
-            .with_for_update(skip_locked=True)
-            .lateral("pick")
-        )
-        return select(pick.c.id).select_from(accounts).join(pick, true()).where(~exists(held))
 
     def next_due(
         self, *, accounts: Collection[str], reconcilable: Collection[str]
@@ -861,55 +676,14 @@ class SqlStore:
             return result.rowcount == 1
 
     def finish_and_settle(self, settlements: Sequence[Settlement]) -> list[bool]:
-        """Three statements for the whole batch: the attempts, which deliveries are
-        still ours (locked), and their new states (one executemany per shape)."""
+        """The attempts' outcomes and the deliveries' new states for a whole batch, in one
+        transaction (one statement on PostgreSQL: see crosspost.store._hot)."""
         if not settlements:
             return []
         with self._write() as conn:
-            conn.execute(
-                _FINISH_ATTEMPT,
-                [
-                    {
-                        "b_id": s.attempt.id,
-                        "b_outcome": s.outcome.value,
-                        "b_now": s.now,
-                        "b_status": s.http_status,
-                        "b_message": s.message,
-                        "b_ms": max(0, int((s.now - s.attempt.started_at).total_seconds() * 1000)),
-                    }
-                    for s in settlements
-                ],
-            )
-            held = {
-                (row.id, row.worker, row.lease_token)
-                for row in conn.execute(
-                    select(deliveries.c.id, deliveries.c.worker, deliveries.c.lease_token)
-                    .where(
-                        deliveries.c.id.in_([s.delivery.id for s in settlements]),
-                        deliveries.c.state == DeliveryState.PUBLISHING.value,
-                    )
-                    .with_for_update()
-                )
-            }
-            done = [
-                (s.delivery.id, s.delivery.worker, s.delivery.lease_token) in held
-                for s in settlements
-            ]
-            shapes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for s, ours in zip(settlements, done, strict=True):
-                if not ours:
-                    continue
-                values = _settle_values(
-                    s.state, s.now, s.due_at, s.remote_id, s.remote_url, s.error, s.uncertain
-                )
-                params = {f"v_{k}": v for k, v in values.items()}
-                params.update(
-                    o_id=s.delivery.id, o_worker=s.delivery.worker, o_token=s.delivery.lease_token
-                )
-                shapes.setdefault(tuple(sorted(values)), []).append(params)
-            for columns, rows in shapes.items():
-                conn.execute(_settle_statement(columns), rows)
-            return done
+            if self.is_sqlite:
+                return _hot.sqlite_finish_and_settle(conn, settlements)
+            return _hot.pg_finish_and_settle(conn, settlements)
 
     def save_progress(
         self, delivery: Delivery, progress: Mapping[str, str], *, now: datetime
