@@ -131,10 +131,14 @@ _PLAIN_RANGES: tuple[tuple[int, int], ...] = (
 def _char_class(ranges: tuple[tuple[int, int], ...], keep: Any = None) -> str:
     """The body of a character class holding ``ranges`` (only what ``keep`` accepts)."""
     if keep is not None:  # the kept characters, joined again into ranges
-        kept = [c for a, b in ranges for c in range(a, b + 1) if keep(chr(c))]
-        starts = [c for i, c in enumerate(kept) if i == 0 or kept[i - 1] != c - 1]
-        ends = [c for i, c in enumerate(kept) if i == len(kept) - 1 or kept[i + 1] != c + 1]
-        ranges = tuple(zip(starts, ends, strict=True))
+        kept = [ord(ch) for a, b in ranges for ch in filter(keep, map(chr, range(a, b + 1)))]
+        runs: list[list[int]] = []
+        for c in kept:
+            if runs and runs[-1][1] == c - 1:
+                runs[-1][1] = c
+            else:
+                runs.append([c, c])
+        ranges = tuple((a, b) for a, b in runs)
     return "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
 
 

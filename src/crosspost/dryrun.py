@@ -95,10 +95,14 @@ def run(argv: list[str]) -> int | None:
         return None
     from crosspost import patterns
 
-    patterns.enabled = True  # the URL grammar's compiled program from the start-up cache
+    # compiled regular expressions (crosspost's URL grammar, tomllib's) from the start-up cache
+    patterns.enabled = True
     try:
+        patterns.preload_stdlib()
         settings = load(request.config)
         answer = None if settings is None else check(settings, request)
+        if answer is not None:
+            patterns.keep_stdlib()
     except Exception:  # noqa: BLE001 - any doubt: the full command answers (and explains)
         return None
     finally:
@@ -128,11 +132,14 @@ def config_path(explicit: str | None) -> str:
 def environment(fields: Any) -> tuple[tuple[str, str | None], ...]:
     """The variables the settings were read from: CROSSPOST_<field>[__…] (any case)."""
     prefixes = tuple(f"crosspost_{field}".lower() for field in fields)
-    found = sorted(
-        (name, value)
-        for name, value in os.environ.items()
-        if any(name.lower() == p or name.lower().startswith(f"{p}__") for p in prefixes)
-    )
+    found = []
+    for name, value in os.environ.items():
+        lowered = name.lower()
+        if lowered.startswith("crosspost_") and any(  # every prefix starts so
+            lowered == p or lowered.startswith(f"{p}__") for p in prefixes
+        ):
+            found.append((name, value))
+    found.sort()
     return (*found, *((name, os.environ.get(name)) for name in OTHER_VARIABLES))
 
 

@@ -18,6 +18,13 @@ it to the engine at the next start:
 * only ``enqueue --dry-run``'s quick path (:mod:`crosspost.dryrun`) sets
   :data:`enabled`: the daemon and the full command compile as usual.
 
+The standard library's own import-time patterns that a dry run pays for
+(:data:`STDLIB_PATTERNS`: tomllib's grammar of numbers and dates,
+``string.Template``'s) are kept the same way by :func:`keep_stdlib` and put into
+``re``'s cache by :func:`preload_stdlib` before tomllib is imported, so that its
+``re.compile`` calls find them built -- on Python 3.11, whose cache layout this
+knows; elsewhere they are compiled as usual.
+
 Any doubt, and anything unexpected, means :func:`re.compile` as usual.
 """
 
@@ -38,6 +45,8 @@ KIND = "regex"
 MAX_PROGRAMS = 32
 
 _programs: dict[tuple[str, int], Any] | None = None
+#: which of the kept programs are the standard library's (see preload_stdlib)
+_stdlib: list[tuple[str, int]] | None = None
 #: set by the quick paths of crosspost.entry (enqueue --dry-run); the daemon and the
 #: full command compile as usual and never touch the cache
 enabled = False
@@ -78,28 +87,23 @@ def _key() -> tuple[Any, ...]:
 
 
 def _loaded() -> dict[tuple[str, int], Any]:
-    global _programs
+    global _programs, _stdlib
     if _programs is None:
-        _programs = {}
+        _programs, _stdlib = {}, []
         if startcache.enabled():
             try:
                 entry = startcache.load(KIND, _key())
                 found = entry.get("programs") if entry else None
-                if isinstance(found, dict):
-                    _programs = found
+                listed = entry.get("stdlib") if entry else None
+                if isinstance(found, dict) and isinstance(listed, list):
+                    _programs, _stdlib = found, listed
             except Exception:  # noqa: BLE001, S110 - no programs: patterns are compiled
                 pass
     return _programs
 
 
-def _compile_and_keep(
-    pattern: str, flags: int, programs: dict[tuple[str, int], Any]
-) -> re.Pattern[str]:
-    import re
-
-    expected = re.compile(pattern, flags)
-    if not startcache.enabled():
-        return expected
+def _program(pattern: str, flags: int, expected: re.Pattern[str]) -> Any | None:
+    """What ``re``'s compiler makes of ``pattern`` for the engine, if it builds ``expected``."""
     try:
         _parser, _compiler = _internals()
         parsed = _parser.parse(pattern, flags)
@@ -115,15 +119,100 @@ def _compile_and_keep(
             groupindex,
             tuple(indexgroup),
         )
-        if _engine().compile(pattern, *program) != expected:
-            return expected  # not what re makes of it: keep nothing
+        if _engine().compile(pattern, *program) == expected:
+            return program
+    except Exception:  # noqa: BLE001, S110 - re's internals differ: keep nothing
+        pass
+    return None  # not what re makes of it: keep nothing
+
+
+def _store(programs: dict[tuple[str, int], Any], stdlib: list[tuple[str, int]]) -> None:
+    if not startcache.enabled():
+        return
+    try:
+        manifest = startcache.manifest(_compiler_files())
+        startcache.store(KIND, _key(), manifest, programs=programs, stdlib=stdlib)
+    except Exception:  # noqa: BLE001, S110 - not kept: compiled again next time
+        pass
+
+
+def _compile_and_keep(
+    pattern: str, flags: int, programs: dict[tuple[str, int], Any]
+) -> re.Pattern[str]:
+    import re
+
+    expected = re.compile(pattern, flags)
+    program = _program(pattern, flags, expected)
+    if program is not None:
         kept = {} if len(programs) >= MAX_PROGRAMS else dict(programs)
         kept[(pattern, flags)] = program
-        startcache.store(KIND, _key(), startcache.manifest(_compiler_files()), programs=kept)
+        _store(kept, [k for k in (_stdlib or []) if k in kept])
         programs[(pattern, flags)] = program
-    except Exception:  # noqa: BLE001, S110 - re's internals differ: compile as usual
-        pass
     return expected
+
+
+# -- the standard library's own patterns -----------------------------------------------------
+#: the patterns the standard library compiles when a dry run imports it: tomllib's
+#: grammar of numbers and dates, and string.Template's (tomllib imports string)
+STDLIB_PATTERNS = (
+    ("tomllib._re", "RE_NUMBER"),
+    ("tomllib._re", "RE_LOCALTIME"),
+    ("tomllib._re", "RE_DATETIME"),
+    ("string", "Template"),
+)
+
+
+def _re_cache() -> dict[Any, Any] | None:
+    """``re``'s own cache of compiled patterns, where its layout is known (Python 3.11:
+    ``(type, pattern, flags) -> Pattern``, consulted by every ``re.compile``)."""
+    import re
+
+    cache = getattr(re, "_cache", None)
+    return cache if sys.version_info[:2] == (3, 11) and isinstance(cache, dict) else None
+
+
+def preload_stdlib() -> None:
+    """Before a dry run imports tomllib: the kept programs of its patterns go into re's
+    cache, so that ``re.compile`` finds them built (equal patterns, by construction)."""
+    cache = _re_cache() if enabled else None
+    if cache is None:
+        return
+    programs = _loaded()
+    for pattern, flags in _stdlib or []:
+        program = programs.get((pattern, flags))
+        if program is not None and (str, pattern, flags) not in cache:
+            try:
+                cache[(str, pattern, flags)] = _engine().compile(pattern, *program)
+            except Exception:  # noqa: BLE001, S112 - re compiles this one itself
+                continue
+
+
+def keep_stdlib() -> None:
+    """After a dry run: keep the programs of :data:`STDLIB_PATTERNS` not kept yet."""
+    cache = _re_cache() if enabled else None
+    if cache is None:
+        return
+    programs = _loaded()
+    wanted = set()
+    for module, name in STDLIB_PATTERNS:
+        found = getattr(sys.modules.get(module), name, None)
+        if isinstance(found, type):  # string.Template holds its pattern as .pattern
+            found = getattr(found, "pattern", None)
+        wanted.add(id(found))
+    stdlib = list(_stdlib or [])
+    kept = dict(programs)
+    for key, value in list(cache.items()):
+        if id(value) not in wanted or not (isinstance(key, tuple) and len(key) == 3):
+            continue
+        _type, pattern, flags = key
+        if _type is not str or (pattern, flags) in stdlib:
+            continue
+        program = _program(pattern, flags, value)
+        if program is not None:
+            kept[(pattern, flags)] = program
+            stdlib.append((pattern, flags))
+    if len(stdlib) != len(_stdlib or []):
+        _store(kept, stdlib)
 
 
 def _compiler_files() -> list[str]:

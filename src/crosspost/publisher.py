@@ -15,6 +15,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 
+from tenacity import AsyncRetrying, RetryCallState, stop_never
+
 from crosspost.adapters.base import Adapter
 from crosspost.clock import Clock
 from crosspost.exceptions import (
@@ -181,17 +183,12 @@ class Publisher:
                 except _Stopping:
                     return await self._settle_stopping(delivery, state)
         try:
-            # The retry loop: what a failure means is the policy's (crosspost.retry);
-            # waits up to max_inline_wait happen here, longer ones go back to the queue.
-            while True:
-                try:
-                    found, result = await self._attempt(delivery, adapter, request, state)
-                    break
-                except PlatformError as error:
-                    if not self._should_retry(error, state, safe, lookup_only):
-                        raise
-                assert state.decision is not None  # set by _should_retry
-                await self._sleep(state.decision.delay)
+            try:
+                # The usual case, one try, runs without the retry machinery: tenacity's
+                # loop cost ~5 % of the publish path's CPU even when nothing failed.
+                found, result = await self._attempt(delivery, adapter, request, state)
+            except PlatformError as error:
+                found, result = await self._retry(error, delivery, adapter, request, state, safe)
             return await self._settle_published(delivery, result, found, state)
         except LeaseLost:
             log.warning("lease_lost", delivery=delivery.id, account=delivery.account)
@@ -298,6 +295,50 @@ class Publisher:
             ms=int((time.monotonic() - started) * 1000),
         )
         return False, result
+
+    async def _retry(
+        self,
+        first: PlatformError,
+        delivery: Delivery,
+        adapter: Adapter,
+        request: PublishRequest,
+        state: _Progress,
+        safe: bool,
+    ) -> tuple[bool, PublishResult]:
+        """Try again after ``first`` failed, for as long as the policy says so.
+
+        What a failure means is the policy's (:mod:`crosspost.retry`); tenacity does the
+        waiting, up to ``max_inline_wait`` (longer waits go back to the queue) and
+        interrupted by SIGTERM (``self._sleep``). Raises the last error when the policy
+        gives up; ``state.decision`` then says what to do with the delivery.
+        """
+        lookup_only = adapter.can_reconcile and not adapter.idempotent_resend
+        pending: PlatformError | None = first
+
+        async def attempt() -> tuple[bool, PublishResult]:
+            nonlocal pending
+            if pending is not None:  # the first try's failure, decided by the loop like any other
+                error, pending = pending, None
+                raise error
+            return await self._attempt(delivery, adapter, request, state)
+
+        def again(retry_state: RetryCallState) -> bool:
+            outcome = retry_state.outcome
+            if outcome is None or not outcome.failed:
+                return False
+            error = outcome.exception()
+            if not isinstance(error, PlatformError):
+                return False
+            return self._should_retry(error, state, safe, lookup_only)
+
+        retrying = AsyncRetrying(
+            retry=again,
+            wait=lambda _: state.decision.delay if state.decision else 0.0,
+            stop=stop_never,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return await retrying(attempt)
 
     def _should_retry(
         self, error: PlatformError, state: _Progress, safe: bool, lookup_only: bool

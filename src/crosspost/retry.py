@@ -1,9 +1,8 @@
 """The retry policy: a pure function from (error, attempt) to a decision.
 
 The publisher asks :meth:`RetryPolicy.decide` after every failed attempt and
-does what it says: it waits the short delays itself (a plain loop, entered only
-after a failure), longer ones go back to the database as ``retrying`` with a due
-time. Nothing here sleeps or does I/O.
+does what it says: tenacity waits the short delays (its loop is entered only after
+a failure), longer ones go back to the database as ``retrying`` with a due time. Nothing here sleeps or does I/O.
 
 =====================  =====================================================
 error                  decision

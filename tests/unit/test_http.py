@@ -582,3 +582,19 @@ def test_endpoint_goes_through_the_proxy_the_environment_names(
             await client.aclose()
 
     assert asyncio.run(run()) is proxied
+
+
+def test_endpoint_repr_shows_no_secret() -> None:
+    """A prepared endpoint holds the token (headers) and maybe a URL with one: its repr
+    names only the redacted request."""
+
+    async def run() -> str:
+        client = HttpClient(BASE, headers={"Authorization": f"Bearer {SECRET}"}, secrets=[SECRET])
+        try:
+            return repr(client.endpoint("POST", f"/bot{SECRET}/sendMessage"))
+        finally:
+            await client.aclose()
+
+    text = asyncio.run(run())
+    assert SECRET not in text
+    assert "POST /bot***/sendMessage" in text

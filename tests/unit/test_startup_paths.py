@@ -301,3 +301,33 @@ def test_the_quick_dry_run_imports_none_of_the_heavy_modules(tmp_path: Path) -> 
     )
     assert again.stdout.startswith("valid: T → m, due "), again
     assert again.stdout.splitlines()[-1] == "0 []", again
+
+
+def test_the_standard_librarys_patterns_are_kept_as_re_compiles_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a dry run the programs of tomllib's and string.Template's patterns are kept;
+    the next dry run finds them in re's cache, equal to what re compiles."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(patterns, "_programs", None)
+    monkeypatch.setattr(patterns, "_stdlib", None)
+    monkeypatch.setattr(patterns, "enabled", True)
+    patterns.keep_stdlib()  # tomllib and string are imported in this process already
+    script = (
+        "import re, sys\n"
+        "from crosspost import patterns\n"
+        "patterns.enabled = True\n"
+        "patterns.preload_stdlib()\n"
+        "kept = {k: v for k, v in re._cache.items()}\n"
+        "import tomllib, string\n"
+        "from re import _compiler\n"
+        "same = [v == _compiler.compile(p, f) and re._cache[(t, p, f)] is v\n"
+        "        for (t, p, f), v in kept.items()]\n"
+        "print(len(kept), all(same))\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    env.pop("CROSSPOST_NO_CACHE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["4", "True"], done

@@ -27,7 +27,7 @@ import json
 import ssl
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -183,16 +183,20 @@ def warm_up() -> None:
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One request an :class:`HttpClient` sends often, prepared by :meth:`HttpClient.endpoint`."""
+    """One request an :class:`HttpClient` sends often, prepared by :meth:`HttpClient.endpoint`.
+
+    Its repr shows only ``what`` (redacted): the headers carry the token, and a
+    URL may too (Telegram's).
+    """
 
     method: str
-    url: httpx.URL
+    url: httpx.URL = field(repr=False)
     #: "POST /api/v1/statuses": how error messages name the request
     what: str
     #: the client's headers with the endpoint's own and ``Host``
-    headers: tuple[tuple[str, str], ...]
-    extensions: dict[str, Any]
-    transport: httpx.AsyncBaseTransport
+    headers: tuple[tuple[str, str], ...] = field(repr=False)
+    extensions: dict[str, Any] = field(repr=False)
+    transport: httpx.AsyncBaseTransport = field(repr=False)
 
 
 class HttpClient:

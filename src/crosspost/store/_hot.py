@@ -28,6 +28,10 @@ The shapes:
   under the write lock, the attempts, which deliveries are still ours, and
   their new states, each one ``executemany``.
 
+On PostgreSQL the claim and the settlement run in autocommit
+(:func:`crosspost.store._sql.one_statement`): a single statement is its own
+transaction, committed before it returns, without ``BEGIN``/``COMMIT`` round trips.
+
 Times are stored as naive UTC: on SQLite as SQLAlchemy's DATETIME text
 (``YYYY-MM-DD HH:MM:SS.ffffff``, so text order is time order), which
 :func:`sqlite_time` writes and :func:`read_time` reads back.

@@ -43,6 +43,19 @@ def write_transaction(
 
 
 @contextmanager
+def one_statement(engine: Engine, describe: Callable[[DBAPIError], str]) -> Iterator[Connection]:
+    """A connection for a write that is a single statement (PostgreSQL): it runs in
+    autocommit, so the statement is its own transaction -- committed (durably) when
+    it returns, without the round trips of ``BEGIN`` and ``COMMIT``. A driver error
+    as a StoreError; a failed statement leaves nothing behind."""
+    try:
+        with engine.connect() as raw:
+            yield raw.execution_options(isolation_level="AUTOCOMMIT")
+    except DBAPIError as exc:
+        raise StoreError(describe(exc)) from exc
+
+
+@contextmanager
 def read_transaction(engine: Engine, describe: Callable[[DBAPIError], str]) -> Iterator[Connection]:
     """A read-only transaction; a driver error as a StoreError."""
     try:
@@ -81,6 +94,7 @@ __all__ = [
     "describe",
     "dialect_insert",
     "media_json",
+    "one_statement",
     "post_columns",
     "read_transaction",
     "write_transaction",

@@ -65,6 +65,7 @@ from crosspost.store import _hot
 from crosspost.store._sql import (
     describe,
     dialect_insert,
+    one_statement,
     post_columns,
     read_transaction,
     write_transaction,
@@ -261,6 +262,14 @@ class SqlStore:
 
     def _write(self) -> AbstractContextManager[Connection]:
         return write_transaction(self.engine, self._describe)
+
+    def _hot_write(self) -> AbstractContextManager[Connection]:
+        """The daemon's claim and settlement: on PostgreSQL each is one statement, run as
+        its own transaction (no BEGIN/COMMIT round trips); on SQLite several statements
+        under ``BEGIN IMMEDIATE``."""
+        if self.is_sqlite:
+            return self._write()
+        return one_statement(self.engine, self._describe)
 
     def _read(self) -> AbstractContextManager[Connection]:
         return read_transaction(self.engine, self._describe)
@@ -544,7 +553,7 @@ class SqlStore:
         wanted = {a: n for a, n in capacity.items() if n > 0}
         if not wanted:
             return []
-        with self._write() as conn:
+        with self._hot_write() as conn:
             claimed: list[Delivery] = self._claim(
                 conn, worker, wanted, now, lease, reconcilable, start=False
             )
@@ -565,7 +574,7 @@ class SqlStore:
         wanted = {a: n for a, n in capacity.items() if n > 0}
         if not wanted:
             return []
-        with self._write() as conn:
+        with self._hot_write() as conn:
             claims: list[Claim] = self._claim(
                 conn, worker, wanted, now, lease, reconcilable, start=True
             )
@@ -680,7 +689,7 @@ class SqlStore:
         transaction (one statement on PostgreSQL: see crosspost.store._hot)."""
         if not settlements:
             return []
-        with self._write() as conn:
+        with self._hot_write() as conn:
             if self.is_sqlite:
                 return _hot.sqlite_finish_and_settle(conn, settlements)
             return _hot.pg_finish_and_settle(conn, settlements)
