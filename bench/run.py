@@ -364,9 +364,9 @@ def _claim_cost(url: str, queued: int, accounts: int) -> Generator[float, None, 
     store = SqlStore(url, create=True)
     upgrade(store.engine)
     now = datetime.now(UTC)
-    with sqlite3.connect(url.split("///", 1)[1]) as conn:
+    with sqlite3.connect(url.split("///", 1)[1]) as db:
         stamp = now.replace(tzinfo=None).isoformat(" ", "microseconds")
-        conn.executemany(
+        db.executemany(
             "INSERT INTO posts (id, title, body, link, created_at, created_by, media, variants)"
             " VALUES (?, 'b', 'b', 'x', ?, 'bench', '[]', '{}')",
             ((n + 1, stamp) for n in range(queued // accounts + 1)),
@@ -386,17 +386,17 @@ def _claim_cost(url: str, queued: int, accounts: int) -> Generator[float, None, 
             )
             for i in range(queued)
         )
-        conn.executemany(
+        db.executemany(
             "INSERT INTO deliveries (post_id, account, platform, state, due_at, text,"
             " idempotency_key, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-        conn.execute("ANALYZE")
+        db.execute("ANALYZE")
     capacity = {f"m{i:02d}": 4 for i in range(accounts)}
     statements: list[tuple[str, Any]] = []
 
     def record(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        if statement.startswith("UPDATE deliveries") and "ix_deliveries_due" in statement:
+        if statement.startswith("UPDATE deliveries") and "ix_deliveries_account_due" in statement:
             statements.append((statement, params))  # the claim's UPDATE (crosspost.store._hot)
 
     event.listen(store.engine, "before_cursor_execute", record)
@@ -576,7 +576,9 @@ def _plan_verdict(plan: list[str]) -> dict[str, bool]:
     per account, and the VALUES list of wanted accounts are read whole, as they should)."""
     text = "\n".join(plan)
     return {
-        "index_scan_on_due_index": "Index Scan using ix_deliveries_due" in text,
+        # the per-account index; on a small queue the planner may walk the due index instead
+        "index_scan_on_claim_index": "Index Scan using ix_deliveries_account_due" in text
+        or "Index Scan using ix_deliveries_due" in text,
         "index_scan_on_primary_key": "Index Scan using deliveries_pkey" in text,
         "sequential_scan_on_deliveries": "Seq Scan on deliveries" in text,
     }
@@ -807,7 +809,7 @@ def _postgresql_rows(pg: dict[str, Any]) -> list[tuple[str, str, str, bool | Non
     if "skipped" in pg:
         return [("PostgreSQL scenarios", f"not run: {pg['skipped']}", "", None)]
     t, q, so = pg["throughput"], pg["queue"], pg["scale_out"]
-    plan_ok = q["index_scan_on_due_index"] and not q["sequential_scan_on_deliveries"]
+    plan_ok = q["index_scan_on_claim_index"] and not q["sequential_scan_on_deliveries"]
     return [
         _throughput_row("PostgreSQL", t),
         (

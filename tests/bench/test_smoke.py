@@ -29,7 +29,7 @@ def test_harness_produces_every_scenario(tmp_path: Path) -> None:
     assert results["throughput"]["requests_seen"] == 2 * results["throughput"]["deliveries"]
     assert results["throughput"]["states_after"]["published"] == results["throughput"]["deliveries"]
     assert results["lateness"]["published"] == results["lateness"]["posts"]
-    assert "ix_deliveries_due" in " ".join(results["queue"]["sqlite"]["plan"])
+    assert "ix_deliveries_account_due" in " ".join(results["queue"]["sqlite"]["plan"])
     report = (tmp_path / "latest.md").read_text()
     assert "| scenario | measured | target |" in report
     pg = results["postgresql"]
@@ -39,7 +39,7 @@ def test_harness_produces_every_scenario(tmp_path: Path) -> None:
     # every request once: the floor's and the daemon's, nothing sent twice
     assert pg["throughput"]["requests_seen"] == 2 * pg["throughput"]["deliveries"]
     assert pg["throughput"]["states_after"]["published"] == pg["throughput"]["deliveries"]
-    assert pg["queue"]["index_scan_on_due_index"], pg["queue"]["plan_large"]
+    assert pg["queue"]["index_scan_on_claim_index"], pg["queue"]["plan_large"]
     assert not pg["queue"]["sequential_scan_on_deliveries"], pg["queue"]["plan_large"]
     for run in (pg["scale_out"]["one"], pg["scale_out"]["three"]):
         assert run["requests_seen"] == run["deliveries"]

@@ -184,7 +184,7 @@ def _claim_statements(store: SqlStore, reconcilable: tuple[str, ...]) -> list[tu
 
 @pytest.mark.parametrize("reconcilable", [(), ("mastodon",)], ids=["plain", "reconcilable"])
 def test_claim_reads_the_due_index(migrated: SqlStore, reconcilable: tuple[str, ...]) -> None:
-    """The claim walks ix_deliveries_due in due order: no table scan, no sort of pending rows."""
+    """The claim walks ix_deliveries_account_due in claim order: no table scan, no sort."""
     for i in range(20):
         migrated.enqueue(
             make_post(f"Post {i}"),
@@ -201,7 +201,7 @@ def test_claim_reads_the_due_index(migrated: SqlStore, reconcilable: tuple[str, 
                 row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params)
             ]
             details = " | ".join(plan)
-            assert "ix_deliveries_due" in details, details
+            assert "ix_deliveries_account_due" in details, details
             assert not any(step.startswith("SCAN deliveries") for step in plan), details
             assert "TEMP B-TREE" not in details, details
 

@@ -14,7 +14,7 @@ its cursor events (the tests and the benchmark read the statements there).
 The shapes:
 
 * **SQLite claim** -- one ``UPDATE … WHERE id IN (<per-account searches>)
-  RETURNING``: a ``UNION ALL`` of one search of ix_deliveries_due per account
+  RETURNING``: a ``UNION ALL`` of one search of ix_deliveries_account_due per account
   (each with its own ``LIMIT``, so one account's backlog never fills the
   others' share), prepared once per number of accounts; then the first
   attempts (one multi-row ``INSERT … RETURNING``) and the posts.
@@ -205,7 +205,7 @@ def _sqlite_claim_sql(accounts: int, reconcilable: int, start: bool) -> str:
     if reconcilable:
         waiting = f"({waiting} OR (state = 'unknown' AND platform IN ({platforms})))"
     searches = " UNION ALL ".join(
-        "SELECT id FROM (SELECT id FROM deliveries INDEXED BY ix_deliveries_due"
+        "SELECT id FROM (SELECT id FROM deliveries INDEXED BY ix_deliveries_account_due"
         f" WHERE state IN ({_PENDING_SQL}) AND {waiting} AND due_at <= :clock"
         f" AND account = :a{i} ORDER BY due_at, id LIMIT :n{i})"
         for i in range(accounts)

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 #: the alembic revision this code expects; a test keeps it equal to the migrations' head
-SCHEMA_REVISION = "0006"
+SCHEMA_REVISION = "0007"
 
 PENDING_STATES = ("scheduled", "retrying", "unknown")
 
@@ -102,6 +102,17 @@ deliveries = Table(
 Index(
     "ix_deliveries_due",
     deliveries.c.due_at,
+    sqlite_where=deliveries.c.state.in_(PENDING_STATES),
+    postgresql_where=deliveries.c.state.in_(PENDING_STATES),
+)
+# Each account's share of a claim is one range of this index, in claim order
+# (due_at, id): the claim reads the rows it takes and no other account's, however
+# many deliveries wait and however many fell due at the same instant.
+Index(
+    "ix_deliveries_account_due",
+    deliveries.c.account,
+    deliveries.c.due_at,
+    deliveries.c.id,
     sqlite_where=deliveries.c.state.in_(PENDING_STATES),
     postgresql_where=deliveries.c.state.in_(PENDING_STATES),
 )
