@@ -2,7 +2,8 @@
 
 The publisher asks :meth:`RetryPolicy.decide` after every failed attempt and
 does what it says: tenacity waits the short delays (its loop is entered only after
-a failure), longer ones go back to the database as ``retrying`` with a due time. Nothing here sleeps or does I/O.
+a failure), longer ones go back to the database as ``retrying`` with a due time.
+Nothing here sleeps or does I/O.
 
 =====================  =====================================================
 error                  decision

@@ -19,9 +19,9 @@ import pytest
 import tests.fakes
 from tests.fakes.harness import HARNESSES, Harness
 from tests.fakes.server import lose_response, rate_limit, status
+from tests.rawsettings import settings_from
 
 from crosspost.adapters.base import build_adapter
-from crosspost.config import Settings
 from crosspost.daemon import Daemon
 from crosspost.models import DeliveryState, Media, Post
 from crosspost.service import Crosspost
@@ -53,7 +53,7 @@ class World:
     def __init__(self, harness: Harness, tmp_path: Path) -> None:
         self.harness = harness
         self.tmp_path = tmp_path
-        self.settings = Settings(
+        self.settings = settings_from(
             site={"url": SITE, "name": "Zweckverband Städtedreieck"},
             daemon={
                 "backoff_base": 0.05,

@@ -721,6 +721,7 @@ class LinkedInFake(FakeServer):
                 return error(404, "NOT_FOUND", f"Entity {target} not found")
         if problems:
             return error(422, "UNPROCESSABLE_ENTITY", "; ".join(problems))
+        assert isinstance(text, str)  # else a problem above: no message, or no text in it
         urn = self._store_comment(target, str(body["object"]), parent, self.organization, text)
         with self.lock:
             stored = {k: v for k, v in self.comments[-1].items() if not k.startswith("_")}

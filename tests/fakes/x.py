@@ -710,7 +710,7 @@ def _check_token_request(request: FakeRequest) -> list[str]:
         for n in ("refresh_token", "client_id")
         if not form.get(n)
     ]
-    if request.header("authorization", "").startswith("Bearer "):
+    if (request.header("authorization") or "").startswith("Bearer "):
         errors.append("/2/oauth2/token: a Bearer token does not belong on the token endpoint")
     return errors
 

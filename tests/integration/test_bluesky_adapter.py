@@ -18,6 +18,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +215,7 @@ def test_300_graphemes_are_accepted_and_301_refused_before_sending(
     for bad in (too_long, family):
         adapter = connect()
         with pytest.raises(Rejected, match="graphemes") as caught:
-            run(adapter, lambda a=adapter, t=bad: a.publish(publish_request(t, link=link)))
+            run(adapter, partial(adapter.publish, publish_request(bad, link=link)))
         assert caught.value.sent is False
     assert proxy.count(CREATE_RECORD) == 1
 
@@ -529,8 +530,9 @@ def test_five_posts_log_in_once(
         adapter = connect()
         run(
             adapter,
-            lambda a=adapter, n=n, link=link: a.publish(
-                publish_request(f"Beitrag {n}.\n\n{link}", link=link, key=f"d-{n}")
+            partial(
+                adapter.publish,
+                publish_request(f"Beitrag {n}.\n\n{link}", link=link, key=f"d-{n}"),
             ),
         )
     assert proxy.count(CREATE_RECORD) == 5

@@ -30,7 +30,8 @@ from tests.adapterfixture import (
 from tests.fakes.server import delay, lose_response, status
 from tests.fakes.telegram import CHANNEL_ID, TelegramFake, flood
 
-from crosspost.adapters.telegram import TelegramAdapter, telegram_caption
+from crosspost.adapters.telegram import TelegramAdapter
+from crosspost.compose import telegram_caption
 from crosspost.counting import count_telegram
 from crosspost.exceptions import AuthError, RateLimited, Rejected, Transient, UnknownOutcome
 from crosspost.models import Media

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
+from tests.rawsettings import settings_from
 
 from crosspost.adapters.base import Adapter, build_adapter
 from crosspost.adapters.webhook import WebhookAdapter
@@ -83,7 +84,7 @@ def secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_settings(url: str) -> Settings:
-    return Settings(
+    return settings_from(
         site=SITE,
         accounts={"intranet": {"platform": "webhook", "url": url, "token_env": TOKEN_ENV}},
     )
