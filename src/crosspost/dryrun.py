@@ -231,10 +231,10 @@ class LearnedLimits:
         self.url = url
 
     def account_states(self) -> dict[str, Any]:
-        from crosspost.store.peek import learned_limits, sqlite_file
+        from crosspost.store.peek import learned_limits, sqlite_path
 
-        database = sqlite_file(self.url)
-        limits = {} if database is None else learned_limits(database)
+        database = sqlite_path(self.url)  # as sqlite_file, without importing pathlib
+        limits = {} if database is None else learned_limits(os.path.expanduser(database))
         return {name: _State(name, limit) for name, limit in limits.items()}
 
 

@@ -80,7 +80,10 @@ def _source_language() -> bool:
     for name in LANGUAGE_VARIABLES:
         value = os.environ.get(name)
         if value:
-            return value.split(":")[0] in ("C", "POSIX")
+            # "C.UTF-8" too: gettext looks for a catalogue "C.UTF-8" (crosspost has none),
+            # then stops at "C"
+            first = value.split(":")[0]
+            return first.split(".")[0].split("@")[0] in ("C", "POSIX")
     return True
 
 

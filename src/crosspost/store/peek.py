@@ -7,14 +7,16 @@ editor a quarter of a second on every check.
 
 from __future__ import annotations
 
+import os
+
 TYPE_CHECKING = False  # typing and pathlib only where needed: a dry run starts without them
 if TYPE_CHECKING:
     from pathlib import Path
 
 
-def learned_limits(path: Path) -> dict[str, int]:
+def learned_limits(path: Path | str) -> dict[str, int]:
     """``account_state.text_limit`` per account; {} if there is no usable database yet."""
-    if not path.is_file():
+    if not os.path.isfile(path):
         return {}
     import sqlite3  # here: a dry run reads no limit unless an account's limit may be learnt
 
