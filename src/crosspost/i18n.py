@@ -80,10 +80,12 @@ def _source_language() -> bool:
     for name in LANGUAGE_VARIABLES:
         value = os.environ.get(name)
         if value:
-            # "C.UTF-8" too: gettext looks for a catalogue "C.UTF-8" (crosspost has none),
-            # then stops at "C"
-            first = value.split(":")[0]
-            return first.split(".")[0].split("@")[0] in ("C", "POSIX")
+            languages = value.split(":")
+            if languages[0] in ("C", "POSIX"):
+                return True  # gettext stops at once
+            # "C.UTF-8" alone: gettext reads it as en_US.UTF-8 (crosspost has no English
+            # catalogue), then stops at the "C" it appends
+            return all(lang.split(".")[0].split("@")[0] in ("C", "POSIX") for lang in languages)
     return True
 
 
