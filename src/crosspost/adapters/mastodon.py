@@ -21,11 +21,12 @@ import json
 import re
 import unicodedata
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
+from crosspost.adapters._files import read_image
 from crosspost.adapters._http import (
     Endpoint,
     HttpClient,
@@ -33,6 +34,7 @@ from crosspost.adapters._http import (
     header_reset_parser,
     json_body,
 )
+from crosspost.adapters._timestamps import parse_time
 from crosspost.adapters.base import Adapter
 from crosspost.config import MastodonAccount
 from crosspost.exceptions import AuthError, Rejected, Transient, UnknownOutcome
@@ -151,15 +153,7 @@ class MastodonAdapter(Adapter):
         return result
 
     async def _upload(self, media: Media) -> str:
-        try:
-            data = await asyncio.to_thread(media.path.read_bytes)
-        except OSError as exc:
-            raise Rejected(
-                _("{path}: cannot read the image: {reason}").format(
-                    path=media.path, reason=exc.strerror or exc
-                ),
-                sent=False,
-            ) from exc
+        data = await read_image(media)
         try:
             response = await self.http.request(
                 "POST",
@@ -215,7 +209,7 @@ class MastodonAdapter(Adapter):
             for status in statuses:
                 if not isinstance(status, dict):
                     continue
-                created = _parse_time(status.get("created_at"))
+                created = parse_time(status.get("created_at"))
                 if created is not None and created < earliest:
                     older = True
                     continue
@@ -336,7 +330,7 @@ class MastodonAdapter(Adapter):
 
         status = dig(note, "status")
         acct = dig(note, "account", "acct")
-        created = _parse_time(dig(status, "created_at"))
+        created = parse_time(dig(status, "created_at"))
         status_id = dig(status, "id")
         if (
             dig(note, "type") != "mention"
@@ -432,16 +426,6 @@ def _result(status: Any) -> PublishResult | None:
 def _id_key(value: str) -> tuple[int, str]:
     """Mastodon ids are numeric strings: compare by length, then text."""
     return (len(value), value)
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 ADAPTER = MastodonAdapter
