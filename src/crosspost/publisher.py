@@ -188,7 +188,9 @@ class Publisher:
                 # loop cost ~5 % of the publish path's CPU even when nothing failed.
                 found, result = await self._attempt(delivery, adapter, request, state)
             except PlatformError as error:
-                found, result = await self._retry(error, delivery, adapter, request, state, safe)
+                found, result = await self._retry(
+                    error, delivery, adapter, request, state, safe, lookup_only
+                )
             return await self._settle_published(delivery, result, found, state)
         except LeaseLost:
             log.warning("lease_lost", delivery=delivery.id, account=delivery.account)
@@ -304,6 +306,7 @@ class Publisher:
         request: PublishRequest,
         state: _Progress,
         safe: bool,
+        lookup_only: bool,
     ) -> tuple[bool, PublishResult]:
         """Try again after ``first`` failed, for as long as the policy says so.
 
@@ -312,7 +315,6 @@ class Publisher:
         interrupted by SIGTERM (``self._sleep``). Raises the last error when the policy
         gives up; ``state.decision`` then says what to do with the delivery.
         """
-        lookup_only = adapter.can_reconcile and not adapter.idempotent_resend
         pending: PlatformError | None = first
 
         async def attempt() -> tuple[bool, PublishResult]:
