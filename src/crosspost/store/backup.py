@@ -91,24 +91,29 @@ def backup(store: SqlStore, target: Path, *, force: bool = False) -> BackupResul
     return BackupResult(target, target.stat().st_size, SCHEMA_REVISION, "postgresql")
 
 
+def _copy(src: sqlite3.Connection, target: Path, journal_mode: str, timeout: float = 5) -> str:
+    """SQLite's online backup of ``src`` (closed afterwards) into ``target``, left in
+    ``journal_mode``; ``PRAGMA quick_check``'s verdict on the copy ("ok" when sound)."""
+    try:
+        dst = sqlite3.connect(target, timeout=timeout)
+        try:
+            src.backup(dst, pages=BACKUP_PAGES)
+            dst.execute(f"PRAGMA journal_mode = {journal_mode}")
+            return str(dst.execute("PRAGMA quick_check").fetchone()[0])
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
 def _sqlite_backup(source: Path, target: Path) -> None:
     partial = target.with_name(f".{target.name}.partial")
     partial.unlink(missing_ok=True)
     fd = os.open(partial, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     os.close(fd)
     try:
-        src = sqlite3.connect(source, timeout=30)
-        try:
-            dst = sqlite3.connect(partial)
-            try:
-                src.backup(dst, pages=BACKUP_PAGES)
-                # One self-contained file: no -wal beside it is needed to read it.
-                dst.execute("PRAGMA journal_mode = DELETE")
-                verdict = dst.execute("PRAGMA quick_check").fetchone()[0]
-            finally:
-                dst.close()
-        finally:
-            src.close()
+        # One self-contained file: no -wal beside it is needed to read it.
+        verdict = _copy(sqlite3.connect(source, timeout=30), partial, "DELETE")
         if verdict != "ok":
             raise BackupError(
                 _("the copy of {path} failed its check: {verdict}").format(
@@ -245,18 +250,9 @@ def _sqlite_copy_into(source: Path, target: Path) -> None:
 
         make_engine(f"sqlite:///{target}", create=True).dispose()
     try:
+        # The backup file is in rollback mode; the live database runs in WAL.
         src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-        try:
-            dst = sqlite3.connect(target, timeout=30)
-            try:
-                src.backup(dst, pages=BACKUP_PAGES)
-                # The backup file is in rollback mode; the live database runs in WAL.
-                dst.execute("PRAGMA journal_mode = WAL")
-                verdict = dst.execute("PRAGMA quick_check").fetchone()[0]
-            finally:
-                dst.close()
-        finally:
-            src.close()
+        verdict = _copy(src, target, "WAL", timeout=30)
     except sqlite3.Error as exc:
         raise BackupError(
             _("cannot restore into {path}: {reason}").format(path=target, reason=exc)
