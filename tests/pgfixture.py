@@ -10,7 +10,9 @@ Where the server comes from, in this order:
    127.0.0.1, without fsync, started once per session
    (as the ``postgres`` user when the tests run as root, since ``initdb``
    refuses root) and removed at the end;
-3. otherwise every test that needs PostgreSQL is skipped, saying why.
+3. otherwise every test that needs PostgreSQL is skipped, saying why -- or, with
+   ``CROSSPOST_TEST_REQUIRE_POSTGRESQL=1`` (``.ci/run`` sets it), fails: CI must
+   not pass by leaving PostgreSQL out.
 
 The schema is migrated once into a template database; each test gets its own
 copy (``CREATE DATABASE … TEMPLATE …``, a few milliseconds), dropped afterwards.
@@ -33,12 +35,15 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
 PG_URL_ENV = "CROSSPOST_TEST_PG_URL"
+#: set (to 1) where PostgreSQL must be had: a missing server fails the tests instead
+REQUIRE_ENV = "CROSSPOST_TEST_REQUIRE_POSTGRESQL"
 PG_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 #: settings of the throw-away cluster: durability is not wanted, speed is
 _SERVER_SETTINGS = {
@@ -165,6 +170,13 @@ class _Cluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test needing PostgreSQL -- or fail it where PostgreSQL is required (CI)."""
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_ENV}=1: CI needs PostgreSQL)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     """A PostgreSQL server for the session: ``CROSSPOST_TEST_PG_URL``, else a throw-away one."""
@@ -174,7 +186,7 @@ def pg_server() -> Iterator[PgServer]:
         return
     bindir = find_pg_bin()
     if bindir is None:
-        pytest.skip(
+        unavailable(
             f"PostgreSQL is not installed (no {PG_BIN_GLOB}/initdb) and {PG_URL_ENV} is "
             "not set: apt-get install postgresql (.ci/run does), or point "
             f"{PG_URL_ENV} at a server whose user may CREATE DATABASE"
@@ -183,7 +195,7 @@ def pg_server() -> Iterator[PgServer]:
         try:
             pwd.getpwnam("postgres")
         except KeyError:
-            pytest.skip("running as root, and there is no postgres user to run initdb as")
+            unavailable("running as root, and there is no postgres user to run initdb as")
     cluster = _Cluster(bindir)
     try:
         yield PgServer(cluster.start())

@@ -284,6 +284,19 @@ def preview(app: App, target: str, as_json: bool) -> None:
                 raise NotFound(_("post {id} does not exist").format(id=target))
             _post, rendered = service.stored_preview(int(target))
             dues = {d.account: d.due_at for d in service.store.deliveries_of(int(target))}
+            if _post.publish_at is not None:
+                # A repeated autumn wall time was stored as its first occurrence (fold 0).
+                wall = _post.publish_at.astimezone(service.settings.site.zone)
+                if wall.fold == 0 and wall.replace(fold=1).utcoffset() != wall.utcoffset():
+                    notes.append(
+                        _(
+                            "{time} occurs twice in {zone} (daylight saving time ends); "
+                            "the first occurrence is used"
+                        ).format(
+                            time=service.local(_post.publish_at),
+                            zone=service.settings.site.zone.key,
+                        )
+                    )
         else:
             from crosspost.workflow import Workflow  # quiet hours, approval, repeat, duplicates
 

@@ -24,7 +24,7 @@ from crosspost.media import (
     check_instagram_caption,
     check_threads_links,
     fetches_public_media,
-    website_feed,
+    media_site,
 )
 from crosspost.records import Post, Rendered
 
@@ -252,11 +252,12 @@ NEEDS_IMAGE = frozenset({"instagram"})
 
 def check_media(post: Post, name: str, platform: str, *, where: str, settings: Settings) -> None:
     """Refuse images a platform would refuse (size, alt length) or a missing one."""
-    if post.media and fetches_public_media(platform) and website_feed(settings) is None:
+    if post.media and fetches_public_media(platform) and media_site(settings) is None:
         raise PostRejected(
             _(
                 "{where}: account {account} ({platform}) fetches images from the website: "
-                "enable a feed account with public_url, or leave the account out"
+                "enable a feed account with public_url (or set [media] path and "
+                "public_base_url), or leave the account out"
             ).format(where=where, account=name, platform=platform)
         )
     if platform in NEEDS_IMAGE and not post.media:

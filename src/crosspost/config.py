@@ -555,6 +555,31 @@ class RetentionConfig(_Section):
     attempts_days: int = Field(default=365, ge=0)
 
 
+class MediaConfig(_Section):
+    """Where Instagram and Threads fetch a post's images when no enabled ``feed`` account
+    with ``public_url`` publishes them: the daemon copies each image into ``path`` (a
+    folder the web server serves) and passes ``<public_base_url>/<post>-<n><ext>``."""
+
+    path: Path | None = None
+    public_base_url: str | None = None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(_("must be an absolute https URL (Meta fetches images only so)"))
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> MediaConfig:
+        if (self.path is None) != (self.public_base_url is None):
+            raise ValueError(_("set both path and public_base_url, or neither"))
+        return self
+
+
 class EvaluationConfig(_Section):
     """``[evaluation]``: engagement and follower figures for the yearly report (issue 7)."""
 
@@ -600,6 +625,7 @@ class Settings(BaseSettings):
     quiet_hours: QuietHoursConfig = Field(default_factory=QuietHoursConfig)
     recurrence: RecurrenceConfig = Field(default_factory=RecurrenceConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    media: MediaConfig = Field(default_factory=MediaConfig)
     inbox: InboxConfig = Field(default_factory=InboxConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 

@@ -49,7 +49,12 @@ from crosspost.config import Settings
 from crosspost.exceptions import AuthError, PlatformError, StoreError
 from crosspost.groupcommit import GroupCommit
 from crosspost.i18n import _
-from crosspost.media import fetches_public_media, media_published, public_media_urls
+from crosspost.media import (
+    copy_public_media,
+    fetches_public_media,
+    media_published,
+    public_media_urls,
+)
 from crosspost.models import Delivery, DeliveryState, Media
 from crosspost.observability import EventLogger, register_secret
 from crosspost.operations import Operations
@@ -231,6 +236,12 @@ class Daemon:
     def _media_urls(self, platform: str, post_id: int, media: tuple[Media, ...]) -> tuple[str, ...]:
         if not media or not fetches_public_media(platform):
             return ()
+        try:
+            # [media] path without a website feed: the daemon puts the files there itself
+            copy_public_media(self.settings, post_id, media)
+        except OSError as exc:
+            log.warning("media_copy_failed", post=post_id, error=exc.strerror or str(exc))
+            return ()  # the adapter waits for the website, and the delivery is retried
         if not media_published(self.settings, post_id, media):
             return ()
         return public_media_urls(self.settings, post_id, media)

@@ -13,12 +13,17 @@ with ``n`` counting the post's images from 1 and ``ext`` the image file's own
 :func:`media_published` says the feed delivery has written the files, and
 holds the delivery back until then.
 
+Without such a feed, ``[media] path`` and ``public_base_url`` name a folder the web
+server serves: the daemon copies the images there itself (:func:`copy_public_media`,
+same file names) just before Instagram or Threads needs them, and ``crosspost
+retract`` removes them again (:func:`remove_public_media`).
+
 The post rules here are the ones enqueue must check before a post is stored
 (nothing is refused at publish time that could have been refused earlier):
 :func:`requires_media` and :func:`check_instagram_caption`, :func:`check_threads_links`.
 
-Pure functions apart from the file checks in :func:`media_published`; no
-network, no database.
+Pure functions apart from the file checks in :func:`media_published` and the
+copies of :func:`copy_public_media`; no network, no database.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
     # not at run time: enqueue --dry-run checks from a snapshot of the settings (dryrun.py)
     import re
     from collections.abc import Sequence
+    from pathlib import Path
 
     from crosspost.config import FeedAccount, Settings
     from crosspost.records import Media
@@ -92,31 +98,89 @@ def website_feed(settings: Settings) -> tuple[str, FeedAccount] | None:
     return None
 
 
+def media_site(settings: Settings) -> tuple[Path, str, bool] | None:
+    """Where the website serves a post's images: (folder, its public URL, whether the
+    daemon copies the files there itself), or None where nothing publishes them.
+
+    The website's feed (``<path>/media`` at ``<public_url>/media``, written by the feed
+    delivery) comes first; else ``[media] path`` at ``public_base_url``, which the
+    daemon fills itself (:func:`copy_public_media`).
+    """
+    found = website_feed(settings)
+    if found is not None:
+        _name, feed = found
+        assert feed.public_url is not None
+        return feed.path / "media", feed.public_url.rstrip("/") + "/media", False
+    config = getattr(settings, "media", None)
+    if config is not None and config.path is not None and config.public_base_url:
+        return config.path, config.public_base_url.rstrip("/"), True
+    return None
+
+
 def public_media_urls(settings: Settings, post_id: int, media: Sequence[Media]) -> tuple[str, ...]:
-    """The public URLs of a post's images on the website, in order; () without a feed."""
+    """The public URLs of a post's images on the website, in order; () without a site."""
     from urllib.parse import quote
 
-    found = website_feed(settings)
-    if found is None or not media:
+    site = media_site(settings)
+    if site is None or not media:
         return ()
-    _name, feed = found
-    assert feed.public_url is not None
-    base = feed.public_url.rstrip("/")
-    return tuple(
-        f"{base}/media/{quote(media_file_name(post_id, n, m))}" for n, m in enumerate(media, 1)
-    )
+    _folder, base, _copies = site
+    return tuple(f"{base}/{quote(media_file_name(post_id, n, m))}" for n, m in enumerate(media, 1))
 
 
 def media_published(settings: Settings, post_id: int, media: Sequence[Media]) -> bool:
-    """Whether the website's feed folder holds every image of the post (True without images)."""
+    """Whether the website's media folder holds every image of the post (True without images)."""
     if not media:
         return True
-    found = website_feed(settings)
-    if found is None:
+    site = media_site(settings)
+    if site is None:
         return False
-    _name, feed = found
-    folder = feed.path / "media"
+    folder, _base, _copies = site
     return all((folder / media_file_name(post_id, n, m)).is_file() for n, m in enumerate(media, 1))
+
+
+def copy_public_media(settings: Settings, post_id: int, media: Sequence[Media]) -> None:
+    """Copy the post's images missing from ``[media] path`` there (each atomically, 0644),
+    where that folder — not a feed — is the website's; nothing otherwise.
+
+    Raises OSError when an image cannot be read or written (the caller waits and retries).
+    """
+    import contextlib
+    import os
+    import tempfile
+
+    site = media_site(settings)
+    if site is None or not site[2]:
+        return
+    folder = site[0]
+    for number, item in enumerate(media, 1):
+        target = folder / media_file_name(post_id, number, item)
+        if target.is_file():
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        data = item.path.read_bytes()
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                sink.write(data)
+                sink.flush()
+                os.fsync(sink.fileno())
+            os.chmod(temp, 0o644)  # the web server reads it
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+
+def remove_public_media(settings: Settings, post_id: int, media: Sequence[Media]) -> None:
+    """Remove the post's images that :func:`copy_public_media` put into ``[media] path``
+    (a retracted post's images leave the website; the feed removes its own)."""
+    site = media_site(settings)
+    if site is None or not site[2]:
+        return
+    for number, item in enumerate(media, 1):
+        (site[0] / media_file_name(post_id, number, item)).unlink(missing_ok=True)
 
 
 def hashtags(text: str) -> list[str]:
@@ -174,12 +238,15 @@ __all__ = [
     "MEDIA_REQUIRED",
     "check_instagram_caption",
     "check_threads_links",
+    "copy_public_media",
     "fetches_public_media",
     "hashtags",
     "links",
     "media_file_name",
     "media_published",
+    "media_site",
     "public_media_urls",
+    "remove_public_media",
     "requires_media",
     "website_feed",
 ]

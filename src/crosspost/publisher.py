@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_never
 
-from crosspost.adapters.base import Adapter
+from crosspost.adapters.base import ANSWERS, Adapter
 from crosspost.clock import Clock
 from crosspost.exceptions import (
     AuthError,
@@ -222,12 +222,14 @@ class Publisher:
             media_urls=self.media_urls(adapter.platform, request.post_id, request.media),
         )
         started = time.monotonic()
+        answers: list[int] = []
+        recording = ANSWERS.set(answers)
         try:
             if state.uncertain and adapter.can_reconcile:
                 existing = await adapter.find_existing(request)
                 if existing is not None:
                     # recorded with the delivery's settlement, in one transaction
-                    state.finished = (attempt, Outcome.FOUND, None)
+                    state.finished = (attempt, Outcome.FOUND, None, _last(answers))
                     return True, existing
                 if state.confirmed:
                     # The platform said it has the post: sending again can only double it.
@@ -285,10 +287,12 @@ class Publisher:
                 )
             )
             raise
+        finally:
+            ANSWERS.reset(recording)
         # The outcome is written with the delivery's settlement, in one transaction
         # (group-committed in the daemon); until then the attempt stays pending,
         # which after a crash reads as "may have landed" (the safe side).
-        state.finished = (attempt, Outcome.PUBLISHED, result.remote_url)
+        state.finished = (attempt, Outcome.PUBLISHED, result.remote_url, _last(answers))
         log.debug(
             "attempt_done",
             delivery=delivery.id,
@@ -433,7 +437,7 @@ class Publisher:
         self, delivery: Delivery, result: PublishResult, found: bool, state: _Progress
     ) -> DeliveryState | None:
         assert state.finished is not None  # set by the attempt that succeeded
-        attempt, outcome, message = state.finished
+        attempt, outcome, message, http_status = state.finished
         self.requests_done(delivery)
         ok = await self.finish(
             Settlement(
@@ -443,6 +447,7 @@ class Publisher:
                 outcome,
                 self.clock.now(),
                 message=message,
+                http_status=http_status,
                 remote_id=result.remote_id,
                 remote_url=result.remote_url,
             )
@@ -542,6 +547,11 @@ class Publisher:
         return new_state
 
 
+def _last(answers: list[int]) -> int | None:
+    """The status of the platform's last answer in an attempt (None: no HTTP, e.g. the feed)."""
+    return answers[-1] if answers else None
+
+
 class _Progress:
     """What one publish call has learnt so far."""
 
@@ -554,7 +564,7 @@ class _Progress:
         #: the first attempt, written in the claim's transaction (not yet used)
         self.prestarted: Attempt | None = None
         #: the successful attempt, its outcome and message, written with the settlement
-        self.finished: tuple[Attempt, Outcome, str | None] | None = None
+        self.finished: tuple[Attempt, Outcome, str | None, int | None] | None = None
         self.decision: RetryDecision | None = None
         self.error: PlatformError | None = None
         #: the post's category (its quiet hours apply to the due times set here)

@@ -165,7 +165,9 @@ class Crosspost:
                     "the first occurrence is used"
                 ).format(time=self.local(publish_at), zone=zone.key)
             )
-        post = post.replace(publish_at=publish_at, ambiguous_time=ambiguous)
+        # SPEC: ``link`` defaults to ``site.url``; stored so that every view and adapter has it
+        link = post.link or self.settings.site.url
+        post = post.replace(publish_at=publish_at, ambiguous_time=ambiguous, link=link)
         learned = LazyLimits(self.learned_limits)  # read only if an account's limit is learnt
         rendered = render(post, self.settings, learned_limits=learned, check=check)
         return Planned(post=post, due_at=due, rendered=rendered, notes=notes)
@@ -280,7 +282,31 @@ async def retract(service: Crosspost, post_id: int) -> list[AccountOutcome]:
             continue
         flow.mark_retracted(d.id)
         results.append(AccountOutcome(d.account, True, _("deleted")))
+    _remove_public_media(service, post_id)
     return results
+
+
+def _remove_public_media(service: Crosspost, post_id: int) -> None:
+    """Once nothing of the post is published any more, its images copied into
+    ``[media] path`` for Instagram and Threads leave the website too."""
+    from crosspost.media import remove_public_media
+    from crosspost.models import DeliveryState
+
+    if service.settings.media.path is None:
+        return
+    if any(
+        d.state in (DeliveryState.PUBLISHED, DeliveryState.PUBLISHING)
+        for d in service.store.deliveries_of(post_id)
+    ):
+        return
+    try:
+        remove_public_media(service.settings, post_id, service.store.get_post(post_id).media)
+    except OSError as exc:
+        from crosspost.observability import EventLogger
+
+        EventLogger("crosspost.service").warning(
+            "media_remove_failed", post=post_id, error=exc.strerror or str(exc)
+        )
 
 
 async def collect_metrics(

@@ -132,10 +132,15 @@ def test_the_cache_can_be_turned_off(tmp_path: Path) -> None:
     assert entries(tmp_path, "help") == []
 
 
-@pytest.fixture
-def dry_run_workspace(tmp_path: Path) -> Path:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def dry_run_workspace(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A config and post files; the queue (the duplicate guard reads it) on each backend."""
+    if request.param == "sqlite":
+        database = f"sqlite:///{tmp_path}/q.db"
+    else:
+        database = request.getfixturevalue("pg_url")
     (tmp_path / "crosspost.toml").write_text(
-        f'[site]\nurl = "{SITE}"\n[database]\nurl = "sqlite:///{tmp_path}/q.db"\n'
+        f'[site]\nurl = "{SITE}"\n[database]\nurl = "{database}"\n'
         '[accounts.mastodon]\nplatform = "mastodon"\nbase_url = "https://social.example"\n'
         "max_characters = 80\n"
         '[accounts.website]\nplatform = "feed"\npath = "site"\n',

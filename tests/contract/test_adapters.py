@@ -1,8 +1,10 @@
 """One contract for every platform adapter, run against each platform's test server.
 
-Each test drives the real daemon (in-process, on the memory store) with two
-accounts: the platform under test and a console account that must never be
-held up by the other's trouble.
+Each test drives the real daemon (in-process) with two accounts: the platform
+under test and a console account that must never be held up by the other's
+trouble. Like the rest of the contract suite, every test runs on a SQLite file and
+on a PostgreSQL database of its own (the ``store`` backends of ``conftest.py``): the
+pause, the rate-limit block and the uncertain delivery are written to the database.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import pytest
 import tests.fakes
+from tests.contract.conftest import BACKENDS
 from tests.fakes.harness import HARNESSES, Harness
 from tests.fakes.server import lose_response, rate_limit, status
 from tests.rawsettings import settings_from
@@ -25,7 +28,7 @@ from crosspost.adapters.base import build_adapter
 from crosspost.daemon import Daemon
 from crosspost.models import DeliveryState, Media, Post
 from crosspost.service import Crosspost
-from crosspost.store.memory import MemoryStore
+from crosspost.store.base import Store
 
 for _module in pkgutil.iter_modules(tests.fakes.__path__):
     importlib.import_module(f"tests.fakes.{_module.name}")
@@ -48,9 +51,9 @@ def harness(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 class World:
-    """Settings, a memory store and the service for one test."""
+    """Settings, a store and the service for one test."""
 
-    def __init__(self, harness: Harness, tmp_path: Path) -> None:
+    def __init__(self, harness: Harness, tmp_path: Path, store: Store) -> None:
         self.harness = harness
         self.tmp_path = tmp_path
         self.settings = settings_from(
@@ -72,7 +75,7 @@ class World:
                 },
             },
         )
-        self.store = MemoryStore()
+        self.store = store
         self.service = Crosspost(self.settings, self.store)
 
     def enqueue(self, text: str, link: str, *, media: tuple[Media, ...] = ()) -> int:
@@ -108,9 +111,10 @@ class World:
         return next(d for d in self.store.deliveries_of(post_id) if d.account == account)
 
 
-@pytest.fixture
-def world(harness: Harness, tmp_path: Path) -> World:
-    return World(harness, tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest, harness: Harness, tmp_path: Path) -> Iterator[World]:
+    with BACKENDS[request.param](request) as store:
+        yield World(harness, tmp_path, store)
 
 
 def _with_link(harness: Harness, link: str) -> list[Any]:

@@ -48,7 +48,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from tests.fakes.harness import Harness, OnPlatform, ServedAccount, register
-from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, json_response
+from tests.fakes.server import (
+    FakeRequest,
+    FakeResponse,
+    FakeServer,
+    json_response,
+    skip_or_fail,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PDS_DIR = REPO_ROOT / "tests" / "pds"
@@ -387,14 +393,13 @@ def shared_pds() -> Pds:
 
 
 def pds_or_skip() -> Pds:
-    """:func:`shared_pds`, or skip the test where Node is not installed at all."""
+    """:func:`shared_pds`, or skip the test where Node is not installed at all (fail it
+    under ``CROSSPOST_TEST_REQUIRE_PLATFORMS``, as ``.ci/run`` sets)."""
     try:
         return shared_pds()
     except PdsUnavailable as exc:
         if shutil.which("node") is None:
-            import pytest
-
-            pytest.skip(str(exc))
+            skip_or_fail(str(exc))
         raise
 
 

@@ -77,6 +77,30 @@ def _text_refused(text: str) -> FakeResponse | None:
     return None
 
 
+def utf16_slice(text: str, offset: int, length: int) -> str:
+    """The part of ``text`` an entity's ``offset``/``length`` (UTF-16 code units) covers."""
+    raw = text.encode("utf-16-le")
+    return raw[2 * offset : 2 * (offset + length)].decode("utf-16-le", errors="replace")
+
+
+def entities_refused(text: str | None, value: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """The entities sent with a text or caption, or why Telegram would not take them: each
+    must lie within the text, and a ``url`` entity must cover a whole URL (no space, an
+    http(s) scheme) — the check that the client counted UTF-16 code units, not characters."""
+    entities = decoded(value, list) if value is not None else []
+    if not isinstance(entities, list):
+        return [], "Bad Request: can't parse entities JSON object"
+    units = len((text or "").encode("utf-16-le")) // 2
+    for entity in entities:
+        offset, length = entity.get("offset", -1), entity.get("length", 0)
+        if offset < 0 or length < 1 or offset + length > units:
+            return [], f"Bad Request: entity {entity} lies outside the text"
+        covered = utf16_slice(text or "", offset, length)
+        if entity.get("type") == "url" and not re.fullmatch(r"https?://\S+", covered):
+            return [], f"Bad Request: url entity covers {covered!r}, not a URL"
+    return entities, None
+
+
 def flood(retry_after: int = 1) -> Fault:
     """The 429 Telegram's flood control answers, with ``parameters.retry_after``."""
     return status(
@@ -269,6 +293,8 @@ class FakeMessage:
     caption: str | None = None
     photos: list[FakePhoto] = field(default_factory=list)
     link_preview_url: str | None = None
+    #: the entities the client sent with the text or caption
+    entities: list[dict[str, Any]] = field(default_factory=list)
     media_group_id: str | None = None
     deleted: bool = False
 
@@ -549,7 +575,9 @@ class TelegramFake(FakeServer):
         if message.text is not None:
             data["text"] = message.text
             url = re.search(r"https?://\S+", message.text)
-            if url:
+            if message.entities:
+                data["entities"] = message.entities
+            elif url:  # Telegram's own URL detection
                 data["entities"] = [_url_entity(message.text, url.start(), url.end())]
             if message.link_preview_url:
                 data["link_preview_options"] = {"url": message.link_preview_url}
@@ -566,6 +594,8 @@ class TelegramFake(FakeServer):
             ]
         if message.caption is not None:
             data["caption"] = message.caption
+            if message.entities:
+                data["caption_entities"] = message.entities
         if message.media_group_id is not None:
             data["media_group_id"] = message.media_group_id
         return data
@@ -582,9 +612,12 @@ class TelegramFake(FakeServer):
         refused = self._refuse_post(params["chat_id"]) or _text_refused(text)
         if refused:
             return refused
+        entities, bad = entities_refused(text, params.get("entities"))
+        if bad:
+            return _error(400, bad)
         preview = decoded(params.get("link_preview_options"), dict)
         url = preview.get("url") if isinstance(preview, dict) else None
-        message = self._new_message(text=text, link_preview_url=url)
+        message = self._new_message(text=text, link_preview_url=url, entities=entities)
         return _ok(self._message_json(message))
 
     def _caption_refused(self, caption: str | None) -> FakeResponse | None:
@@ -600,13 +633,16 @@ class TelegramFake(FakeServer):
         refused = self._caption_refused(caption)
         if refused:
             return refused
+        entities, bad = entities_refused(caption, params.get("caption_entities"))
+        if bad:
+            return _error(400, bad)
         upload = files.get("photo")
         if upload is None:
             return _error(400, "Bad Request: there is no photo in the request")
         if not (upload.content_type or "").startswith("image/"):
             return _error(400, "Bad Request: IMAGE_PROCESS_FAILED")
         photo = FakePhoto(upload.filename, upload.content_type, len(upload.data))
-        message = self._new_message(caption=caption, photos=[photo])
+        message = self._new_message(caption=caption, photos=[photo], entities=entities)
         return _ok(self._message_json(message))
 
     def _send_media_group(self, params: dict[str, Any], files: dict[str, FormPart]) -> FakeResponse:
@@ -622,13 +658,19 @@ class TelegramFake(FakeServer):
             refused = self._caption_refused(item.get("caption"))
             if refused:
                 return refused
+            bad = entities_refused(item.get("caption"), item.get("caption_entities"))[1]
+            if bad:
+                return _error(400, bad)
         group = str(next(self._groups))
         sent = []
         for item in album:
             upload = files[item["media"].removeprefix("attach://")]
             photo = FakePhoto(upload.filename, upload.content_type, len(upload.data))
             message = self._new_message(
-                caption=item.get("caption"), photos=[photo], media_group_id=group
+                caption=item.get("caption"),
+                photos=[photo],
+                media_group_id=group,
+                entities=list(item.get("caption_entities") or []),
             )
             sent.append(self._message_json(message))
         return _ok(sent)

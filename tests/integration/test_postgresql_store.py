@@ -27,6 +27,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from tests.pgfixture import PgServer
 
 from crosspost.exceptions import SchemaOutdated, StoreError
@@ -444,7 +445,7 @@ def test_the_documented_grants_let_editors_and_daemons_do_their_work_and_no_more
 ) -> None:
     """With the GRANTs of docs/scaling.md, the editor role enqueues, lists, reschedules,
     cancels and retries, and the daemon role claims, publishes, reaps, records state and
-    heartbeats and listens; an editor cannot claim, a daemon cannot write posts."""
+    heartbeats and listens; an editor cannot claim, a daemon cannot change posts."""
     editor = SqlStore(granted["crosspost_editor"])
     daemon = SqlStore(granted["crosspost_daemon"])
     try:
@@ -478,8 +479,11 @@ def test_the_documented_grants_let_editors_and_daemons_do_their_work_and_no_more
         daemon.record_metrics(published, PostMetrics(likes=3), now=now)
         daemon.record_followers("bluesky", 42, now=now)
         daemon.remove_daemon("w:1")
-        with pytest.raises(StoreError, match="permission denied"):
-            enqueue(daemon, due_at=now, title="a daemon writing posts")
+        with (  # a daemon adds a series' occurrences, but never changes an editor's post
+            pytest.raises(DBAPIError, match="permission denied for table posts"),
+            daemon.engine.begin() as conn,
+        ):
+            conn.execute(text("UPDATE posts SET title = 'a daemon editing posts'"))
 
         assert editor.retry(first, now=now) == 1
         assert editor.mark_retracted(published.id, now=now)

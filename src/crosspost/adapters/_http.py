@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from crosspost import __version__
+from crosspost.adapters.base import ANSWERS
 from crosspost.clock import Clock, system_clock
 from crosspost.exceptions import (
     AuthError,
@@ -368,6 +369,9 @@ class HttpClient:
     ) -> httpx.Response:
         """The response if it is a success (or in ``ok``), else the mapped error raised."""
         self._remember_limits(response)
+        answers = ANSWERS.get()
+        if answers is not None:
+            answers.append(response.status_code)
         if response.is_success or response.status_code in ok:
             return response
         if classify is not None:

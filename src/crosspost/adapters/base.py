@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import importlib
 from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -39,6 +40,12 @@ if TYPE_CHECKING:
     from crosspost.config import AccountBase, Settings
     from crosspost.inbox import InteractionPage, PostRef, ReplyTarget
     from crosspost.models import AccountInfo, PostMetrics, PublishRequest, PublishResult
+
+
+#: The HTTP statuses of the platform's answers during one attempt, in order: the
+#: publisher sets a fresh list around each attempt and records the last one with
+#: the attempt (``attempts.http_status``); :mod:`crosspost.adapters._http` appends.
+ANSWERS: ContextVar[list[int] | None] = ContextVar("crosspost_answers", default=None)
 
 
 class Adapter(abc.ABC):

@@ -170,7 +170,8 @@ class FeedAdapter(Adapter):
             "atom_id": old["atom_id"] if old else f"{state['feed_id']}/posts/{key}",
             "title": request.title.strip() or _fallback_title(request.text),
             "text": request.text,
-            "link": request.link,
+            # a post without its own link carries the site's (SPEC rule 1)
+            "link": request.link or self.settings.site.url,
             "published": old["published"] if old else _iso(now),
             "updated": _iso(now),
             "delivery_id": request.delivery_id,

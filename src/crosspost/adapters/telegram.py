@@ -7,6 +7,11 @@ message here ever shows a URL.
 * Text alone: ``sendMessage`` with ``link_preview_options.url`` set to the
   canonical link, so the preview card shows the association's page even when
   the text holds other links.
+* The canonical link is a **link entity** of its own (``entities`` /
+  ``caption_entities``: type ``url`` on exactly its UTF-16 span, see
+  :func:`link_entities`), so it is clickable in full even where Telegram's own
+  URL detection would stop early (a closing parenthesis, an umlaut); other URLs
+  in the text Telegram still detects itself.
 * With images: ``sendPhoto`` (one) or ``sendMediaGroup`` (2-10, the caption on
   the first), uploaded in the same multipart request. Telegram has **no alt
   field**, so :func:`telegram_caption` writes one ``Bild: <alt>`` line per image
@@ -115,6 +120,9 @@ class TelegramAdapter(ClientAdapter[HttpClient]):
             body: dict[str, Any] = {"chat_id": self.chat, "text": request.text}
             if request.link:
                 body["link_preview_options"] = {"url": request.link}
+            entities = link_entities(request.text, request.link)
+            if entities:
+                body["entities"] = entities
             message = await self._call("POST", "sendMessage", json=body)
             return self._result([message])
         if len(request.media) > MAX_IMAGES:
@@ -126,18 +134,19 @@ class TelegramAdapter(ClientAdapter[HttpClient]):
             )
         caption = telegram_caption(request.text, [m.alt for m in request.media], request.link)
         self._check_length(count_telegram(caption), TELEGRAM_CAPTION_LIMIT, _("caption"))
+        entities = link_entities(caption, request.link)
         photos = [await _read_photo(media) for media in request.media]
         if len(photos) == 1:
-            message = await self._call(
-                "POST",
-                "sendPhoto",
-                data={"chat_id": str(self.chat), "caption": caption},
-                files={"photo": photos[0]},
-            )
+            fields = {"chat_id": str(self.chat), "caption": caption}
+            if entities:
+                fields["caption_entities"] = json.dumps(entities)
+            message = await self._call("POST", "sendPhoto", data=fields, files={"photo": photos[0]})
             return self._result([message])
-        album = [
-            {"type": "photo", "media": f"attach://photo{n}"}
-            | ({"caption": caption} if n == 0 else {})
+        first: dict[str, Any] = {"caption": caption}
+        if entities:
+            first["caption_entities"] = entities
+        album: list[dict[str, Any]] = [
+            {"type": "photo", "media": f"attach://photo{n}"} | (first if n == 0 else {})
             for n in range(len(photos))
         ]
         answer = await self._call(
@@ -405,6 +414,19 @@ class TelegramAdapter(ClientAdapter[HttpClient]):
                 http_status=status,
             )
         return None
+
+
+def link_entities(text: str, link: str | None) -> list[dict[str, Any]]:
+    """The ``url`` entity on the canonical link's last occurrence in ``text`` (where compose
+    puts it), offset and length in UTF-16 code units as the Bot API counts; none without it."""
+    at = text.rfind(link) if link else -1
+    if not link or at < 0:
+        return []
+    return [{"type": "url", "offset": _utf16(text[:at]), "length": _utf16(link)}]
+
+
+def _utf16(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _may_post(chat_type: Any, member: Any) -> bool:

@@ -44,15 +44,17 @@ SIGNATURE_HEADER = "X-Crosspost-Signature"
 TIMESTAMP_HEADER = "X-Crosspost-Timestamp"
 
 
-def payload(request: PublishRequest) -> bytes:
-    """The body, serialized once: the signature covers exactly these bytes."""
+def payload(request: PublishRequest, site_url: str = "") -> bytes:
+    """The body, serialized once: the signature covers exactly these bytes.
+
+    ``link`` is the canonical link; a post without its own link carries ``site_url``."""
     document = {
         "id": request.idempotency_key,
         "post_id": request.post_id,
         "account": request.account,
         "title": request.title,
         "text": request.text,
-        "link": request.link,
+        "link": request.link or site_url,
         "created_at": request.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "media": [{"alt": m.alt, "filename": m.path.name} for m in request.media],
     }
@@ -91,7 +93,7 @@ class WebhookAdapter(Adapter):
 
     async def publish(self, request: PublishRequest) -> PublishResult:
         self._require_secret()
-        body = payload(request)
+        body = payload(request, self.settings.site.url)
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": request.idempotency_key,

@@ -167,14 +167,14 @@ class XAdapter(ClientAdapter[_Client]):
         return self._access
 
     def token_expires_at(self) -> datetime | None:
-        """When the access token expires: known after a refresh (two hours on), else configured.
+        """When the credential the admin has to renew expires: the configured
+        ``token_expires_at`` (``status`` and ``accounts check`` warn days before it).
 
-        With :attr:`can_refresh` this is routine: the adapter renews the token itself.
+        Not the access token's own expiry: with :attr:`can_refresh` it lasts two hours and
+        renews itself, which is routine (warning about it would warn for ever); without a
+        refresh token nothing tells when X issued it, so only the admin's date can.
         """
-        if self._access is None:
-            with contextlib.suppress(AuthError):
-                self._current_token()
-        return self._expires_at or self.config.token_expires_at
+        return self.config.token_expires_at
 
     async def open(self) -> None:
         """Learn the stored access token and its expiry (no request)."""
@@ -330,15 +330,27 @@ class XAdapter(ClientAdapter[_Client]):
         try:
             response = await self._call("POST", "/2/tweets", json=body)
         except DuplicateContent as duplicate:
-            # X saw this very text on the account a moment ago: most likely our own
-            # earlier attempt, whose answer was lost. Only the timeline can tell.
+            # X saw this very text on the account a moment ago: probably our own earlier
+            # attempt, whose answer was lost. Only the timeline can confirm it.
             found = await self.find_existing(request)
             if found is not None:
                 return found
-            raise Rejected(
+            older = await self._find(request, since=None)
+            if older is not None:
+                # the same text, posted before this delivery existed: not ours
+                raise Rejected(
+                    _(
+                        "X refused the post as a duplicate of an earlier post on the "
+                        "account ({url}): {message}"
+                    ).format(url=older.remote_url, message=duplicate.message),
+                    http_status=duplicate.http_status,
+                ) from duplicate
+            # Probably published, but the timeline does not show it (yet): never "failed",
+            # and never a blind resend; the next attempt looks again first.
+            raise UnknownOutcome(
                 _(
-                    "X refused the post as a duplicate of an earlier one on the account, "
-                    "which is not among its recent posts: {message}"
+                    "X refused the post as a duplicate, so it is probably published, but it "
+                    "is not among the account's recent posts yet: {message}"
                 ).format(message=duplicate.message),
                 http_status=duplicate.http_status,
             ) from duplicate
@@ -391,17 +403,22 @@ class XAdapter(ClientAdapter[_Client]):
 
     async def find_existing(self, request: PublishRequest) -> PublishResult | None:
         """The post for this delivery among the account's recent ones, if it landed."""
+        return await self._find(request, since=request.created_at - self.reconcile_skew)
+
+    async def _find(
+        self, request: PublishRequest, *, since: datetime | None
+    ) -> PublishResult | None:
+        """A recent post of the account (``since`` then, if given) with the request's text."""
         user_id = await self._own_user_id()
-        since = request.created_at - self.reconcile_skew
+        params: dict[str, Any] = {
+            "max_results": self.recent_limit,
+            "tweet.fields": "created_at,entities",
+            "exclude": "replies,retweets",
+        }
+        if since is not None:
+            params["start_time"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         response = await self._call(
-            "GET",
-            f"/2/users/{quote(user_id, safe='')}/tweets",
-            params={
-                "max_results": self.recent_limit,
-                "tweet.fields": "created_at,entities",
-                "exclude": "replies,retweets",
-                "start_time": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
+            "GET", f"/2/users/{quote(user_id, safe='')}/tweets", params=params
         )
         answer = json_body(response)
         posts = dig(answer, "data")
