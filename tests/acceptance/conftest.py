@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import MetaData, select
 from tests.commandline import CROSSPOST, CommandLine
 from tests.fakes.mastodon import DEFAULT_TOKEN, MastodonFake
 
+from crosspost.store.migrate import alembic_config
 from crosspost.store.sql import SqlStore, sqlite_path
 
 SITE = "https://www.zv-staedtedreieck.de"
@@ -163,3 +165,15 @@ def workspace(tmp_path: Path, mastodon: MastodonFake, database_url: str) -> Iter
     ws.run("db", "upgrade")
     yield ws
     ws.stop_all()
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    """Take the schema back to ``revision`` (an outdated database for the refusal tests)."""
+    store = SqlStore(database_url)
+    try:
+        config = alembic_config()
+        with store.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+    finally:
+        store.close()

@@ -22,14 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
-from tests.acceptance.conftest import SITE, Workspace
+from tests.acceptance.conftest import SITE, Workspace, downgrade
 from tests.commandline import CROSSPOST
 from tests.fakes.mastodon import MastodonFake
 from tests.fakes.server import status as fault_status
-
-from crosspost.store.migrate import alembic_config
-from crosspost.store.sql import SqlStore
 
 pytestmark = pytest.mark.acceptance
 
@@ -106,17 +102,6 @@ def test_a_wall_time_in_the_spring_gap_is_refused(workspace: Workspace) -> None:
 
 
 # -- the schema -------------------------------------------------------------------------------
-
-
-def downgrade(database_url: str, revision: str) -> None:
-    store = SqlStore(database_url)
-    try:
-        config = alembic_config()
-        with store.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-    finally:
-        store.close()
 
 
 def test_an_outdated_schema_is_refused_by_the_cli_and_the_daemon(workspace: Workspace) -> None:

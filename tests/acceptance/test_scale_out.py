@@ -23,17 +23,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from alembic import command
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from tests.acceptance.conftest import SITE, Workspace, clean_env
+from tests.acceptance.conftest import SITE, Workspace, clean_env, downgrade
 from tests.fakes.mastodon import SPEC_NAME, MastodonFake
 from tests.fakes.server import RemoteFake, skip_without_spec
 
 from crosspost.models import DeliveryState, Outcome
 from crosspost.store.engine import PG_POOL_SIZE
-from crosspost.store.migrate import alembic_config
-from crosspost.store.sql import SqlStore
 
 ACCOUNTS = 10
 POSTS = 300  # x 10 accounts = 3 000 deliveries
@@ -361,17 +358,6 @@ def test_a_post_enqueued_for_now_is_published_within_a_second(
     assert daemon.wait(timeout=30) == 0
 
 
-def _downgrade(database_url: str, revision: str) -> None:
-    store = SqlStore(database_url)
-    try:
-        config = alembic_config()
-        with store.engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.downgrade(config, revision)
-    finally:
-        store.close()
-
-
 def _start_together(ws: Workspace, *args: str, count: int = 2) -> list[Any]:
     """Run ``crosspost ARGS`` ``count`` times at the same instant; the completed runs."""
     barrier = threading.Barrier(count)
@@ -395,7 +381,7 @@ def test_daemons_refuse_an_outdated_schema_and_concurrent_upgrades_migrate_once(
     """Against a schema one revision behind, two daemons started together both refuse
     to run (exit 2, naming ``db upgrade``); two ``db upgrade`` run together both succeed
     and migrate once; then a daemon starts."""
-    _downgrade(workspace.database_url, "0001")
+    downgrade(workspace.database_url, "0001")
     refused = _start_together(workspace, "daemon")
     for result in refused:
         assert result.returncode == 2, result.stderr
