@@ -145,9 +145,9 @@ def copy_public_media(settings: Settings, post_id: int, media: Sequence[Media]) 
 
     Raises OSError when an image cannot be read or written (the caller waits and retries).
     """
-    import contextlib
     import os
-    import tempfile
+
+    from crosspost.adapters._files import replace_file
 
     site = media_site(settings)
     if site is None or not site[2]:
@@ -158,19 +158,8 @@ def copy_public_media(settings: Settings, post_id: int, media: Sequence[Media]) 
         if target.is_file():
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        data = item.path.read_bytes()
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as sink:
-                sink.write(data)
-                sink.flush()
-                os.fsync(sink.fileno())
-            os.chmod(temp, 0o644)  # the web server reads it
-            os.replace(temp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        replace_file(target, item.path.read_bytes(), mode=0o644)
+        os.chmod(target, 0o644)  # the web server reads it, whatever the service's umask
 
 
 def remove_public_media(settings: Settings, post_id: int, media: Sequence[Media]) -> None:
