@@ -639,6 +639,7 @@ def status(app: App, as_json: bool, check: bool) -> None:
         )
         states = store.account_states()
         paused = {n: st for n, st in states.items() if st.paused_reason}
+        limits = _rate_limits(states, now)
         expiring = _expiring_tokens(settings, states, now)
         stale = settings.daemon.lease_seconds * 2
         daemons = [dm for dm in store.daemons() if (now - dm.heartbeat_at).total_seconds() <= stale]
@@ -660,6 +661,14 @@ def status(app: App, as_json: bool, check: bool) -> None:
                         if d.state in (DeliveryState.FAILED, DeliveryState.UNKNOWN)
                     ],
                     "paused_accounts": {n: st.paused_reason for n, st in paused.items()},
+                    "rate_limits": {
+                        n: {
+                            "remaining": st.budget.remaining if st.budget else None,
+                            "reset": iso(st.budget.reset if st.budget else None),
+                            "blocked_until": iso(blocked),
+                        }
+                        for n, (st, blocked) in limits.items()
+                    },
                     "expiring_tokens": {n: iso(when) for n, when in expiring.items()},
                     "daemons": [
                         {
@@ -706,6 +715,19 @@ def status(app: App, as_json: bool, check: bool) -> None:
                     account=name, reason=st.paused_reason
                 )
             )
+        for name, (st, blocked) in limits.items():
+            if blocked is not None:
+                line = _("account {account} rate-limited until {time}").format(
+                    account=name, time=local(blocked, zone)
+                )
+            else:
+                assert st.budget is not None
+                line = ngettext(
+                    "rate limit of {account}: {n} request left until {time}",
+                    "rate limit of {account}: {n} requests left until {time}",
+                    st.budget.remaining,
+                ).format(account=name, n=st.budget.remaining, time=local(st.budget.reset, zone))
+            click.echo(line)
         for name, when in expiring.items():
             click.echo(
                 _("token of {account} expires {time}: renew it").format(
@@ -728,6 +750,17 @@ def status(app: App, as_json: bool, check: bool) -> None:
                 )
         else:
             click.echo(_("no daemon is running"))
+
+
+def _rate_limits(states: dict[str, Any], now: Any) -> dict[str, tuple[Any, Any]]:
+    """Accounts with a request budget in an open window or a rate-limit block, shared
+    by all daemons (docs/scaling.md): the state and the block's end (None: none)."""
+    found = {}
+    for name, st in sorted(states.items()):
+        blocked = st.blocked_until if st.blocked_until and st.blocked_until > now else None
+        if blocked is not None or (st.budget is not None and st.budget.reset > now):
+            found[name] = (st, blocked)
+    return found
 
 
 def _expiring_tokens(settings: Any, states: dict[str, Any], now: Any) -> dict[str, Any]:
@@ -869,9 +902,13 @@ def accounts(ctx: click.Context, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     app: App = ctx.obj
+    from crosspost.clock import system_clock
+    from crosspost.views import iso, local
+
     with _errors(app):
         settings = app.settings
         states = app.store().account_states()
+        now = system_clock.now()
         rows = []
         for name, account in settings.accounts.items():
             state = states.get(name)
@@ -883,6 +920,13 @@ def accounts(ctx: click.Context, as_json: bool) -> None:
                     "base_url": account.base_url or account.default_base_url,
                     "paused": state.paused_reason if state else None,
                     "text_limit": state.text_limit if state else None,
+                    # as the platform last stated it (the window may have ended since)
+                    "rate_limit": (
+                        {"remaining": state.budget.remaining, "reset": iso(state.budget.reset)}
+                        if state and state.budget
+                        else None
+                    ),
+                    "blocked_until": iso(state.blocked_until) if state else None,
                 }
             )
         if as_json:
@@ -892,6 +936,13 @@ def accounts(ctx: click.Context, as_json: bool) -> None:
             flags = [] if row["enabled"] else [_("disabled")]
             if row["paused"]:
                 flags.append(_("paused: {reason}").format(reason=row["paused"]))
+            state = states.get(str(row["account"]))
+            if state and state.blocked_until and state.blocked_until > now:
+                flags.append(
+                    _("rate-limited until {time}").format(
+                        time=local(state.blocked_until, settings.site.zone)
+                    )
+                )
             extra = f"  ({'; '.join(flags)})" if flags else ""
             click.echo(f"{row['account']:<16} {row['platform']:<10} {row['base_url'] or ''}{extra}")
 

@@ -397,11 +397,20 @@ class Daemon:
 
     # -- the loops ---------------------------------------------------------------------
     async def _run_once(self) -> None:
+        looked_again = False
         while not self.stopping.is_set():
             self._kick.clear()
             claimed = await self._claim()
             if not claimed and not self.tasks:
-                break
+                if looked_again:
+                    break
+                # Before stopping, the accounts' states as they are now: a claim leaves
+                # out an account whose rate-limit budget another daemon recorded since
+                # this one last looked (crosspost.store.sql, SqlStore._claim).
+                await self.db(self.store.account_states)
+                looked_again = True
+                continue
+            looked_again = looked_again and not claimed
             if not claimed:
                 # a freed slot or a finished task kicks (a slot frees before its
                 # delivery's settlement is written: see _free_slot)

@@ -103,6 +103,12 @@ class _DatabaseCollector(Collector):
             "Until when (Unix time) a platform asked to wait (rate limit), by account",
             labels=["account"],
         )
+        budget = GaugeMetricFamily(
+            "crosspost_account_rate_limit_remaining",
+            "Requests left in the account's rate-limit window, as the platform last said "
+            "(shared by all daemons), while that window is open",
+            labels=["account"],
+        )
         expiry = GaugeMetricFamily(
             "crosspost_token_expiry_timestamp_seconds",
             "When the account's token expires (Unix time), where known",
@@ -114,7 +120,9 @@ class _DatabaseCollector(Collector):
                 blocked.add_metric([name], st.blocked_until.timestamp())
             if st.token_expires_at is not None:
                 expiry.add_metric([name], st.token_expires_at.timestamp())
-        return [error, deliveries, queue, paused, blocked, expiry]
+            if st.budget is not None and st.budget.reset > self.now():
+                budget.add_metric([name], st.budget.remaining)
+        return [error, deliveries, queue, paused, blocked, budget, expiry]
 
 
 class Exporter:

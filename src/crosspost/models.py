@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 # The post's own records are written out by hand (enqueue --dry-run starts without
 # dataclasses); they are the same classes here.
@@ -183,6 +183,35 @@ class PublishResult:
     remote_url: str | None = None
 
 
+#: two answers whose reset times lie closer than this speak of the same window
+SAME_WINDOW = timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What a platform's answer said is left of an account's request budget.
+
+    ``remaining`` requests until ``reset``, when the window refills (Mastodon's
+    ``X-RateLimit-Remaining``/``-Reset``, Bluesky's ``RateLimit-*``, X's
+    ``x-rate-limit-*``; 0 where a platform only says "spent until", as Meta's usage
+    headers do). The daemons share it through ``account_state`` (docs/scaling.md).
+    """
+
+    remaining: int
+    reset: datetime
+
+    def merged(self, newer: Budget) -> Budget:
+        """This stored budget updated by a ``newer`` answer.
+
+        Within one window the budget only shrinks, whatever order the answers
+        arrive in: the smaller ``remaining`` wins. A later reset is a new window
+        and replaces it; an answer from an earlier window changes nothing.
+        """
+        if abs(newer.reset - self.reset) <= SAME_WINDOW:
+            return Budget(min(self.remaining, newer.remaining), max(self.reset, newer.reset))
+        return newer if newer.reset > self.reset else self
+
+
 @dataclass(frozen=True, slots=True)
 class PostMetrics:
     """Engagement figures of one published post; None where the platform gives none."""
@@ -208,6 +237,7 @@ class AccountInfo:
 __all__ = [
     "AccountInfo",
     "Attempt",
+    "Budget",
     "Checkpoint",
     "Delivery",
     "DeliveryState",

@@ -17,7 +17,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_never
 
-from crosspost.adapters.base import ANSWERS, Adapter
+from crosspost.adapters.base import ANSWERS, Adapter, Answers
 from crosspost.clock import Clock
 from crosspost.exceptions import (
     AuthError,
@@ -29,6 +29,7 @@ from crosspost.exceptions import (
 from crosspost.i18n import _
 from crosspost.models import (
     Attempt,
+    Budget,
     Delivery,
     DeliveryState,
     Media,
@@ -222,7 +223,7 @@ class Publisher:
             media_urls=self.media_urls(adapter.platform, request.post_id, request.media),
         )
         started = time.monotonic()
-        answers: list[int] = []
+        answers = Answers()
         recording = ANSWERS.set(answers)
         try:
             if state.uncertain and adapter.can_reconcile:
@@ -289,6 +290,8 @@ class Publisher:
             raise
         finally:
             ANSWERS.reset(recording)
+            if answers.budget is not None:
+                state.budget = answers.budget
         # The outcome is written with the delivery's settlement, in one transaction
         # (group-committed in the daemon); until then the attempt stays pending,
         # which after a crash reads as "may have landed" (the safe side).
@@ -450,8 +453,10 @@ class Publisher:
                 http_status=http_status,
                 remote_id=result.remote_id,
                 remote_url=result.remote_url,
+                budget=state.budget,
             )
         )
+        await self._hold_if_spent(delivery, state)
         if not ok:
             log.warning("lease_lost", delivery=delivery.id, account=delivery.account)
             return None
@@ -466,6 +471,13 @@ class Publisher:
         )
         return DeliveryState.PUBLISHED
 
+    async def _hold_if_spent(self, delivery: Delivery, state: _Progress) -> None:
+        """A budget with nothing left blocks the account until its reset (written with
+        the settlement): its waiting deliveries keep the quiet hours then, as after a 429."""
+        budget = state.budget
+        if budget is not None and budget.remaining <= 0:
+            await self.db(self.hold_quiet, delivery.account, budget.reset, self.clock.now())
+
     async def _settle_stopping(self, delivery: Delivery, state: _Progress) -> DeliveryState | None:
         delay = state.decision.delay if state.decision else 0.0
         await self.db(
@@ -476,6 +488,7 @@ class Publisher:
             due_at=self._due(delivery, state, self.clock.now() + timedelta(seconds=delay)),
             error=state.error.message if state.error else None,
             uncertain=state.uncertain,
+            budget=state.budget,
         )
         log.info("released", delivery=delivery.id, account=delivery.account)
         return DeliveryState.RETRYING
@@ -509,8 +522,11 @@ class Publisher:
                 due_at=due,
                 error=error.message,
                 uncertain=state.uncertain,
+                budget=state.budget,
             )
             log.info("retry_later", due_at=due.isoformat(timespec="seconds"), **fields)
+            if not isinstance(error, RateLimited):
+                await self._hold_if_spent(delivery, state)
         elif decision.action is Action.PAUSE:
             reason = error.message
             await self.db(self.store.pause_account, delivery.account, reason, now=now)
@@ -523,6 +539,7 @@ class Publisher:
                 due_at=self._due(delivery, state, now),
                 error=_("account paused: {reason}").format(reason=reason),
                 uncertain=state.uncertain,
+                budget=state.budget,
             )
             log.error("account_paused", **fields)
         elif decision.action is Action.UNKNOWN:
@@ -535,11 +552,19 @@ class Publisher:
                 due_at=self._due(delivery, state, now + timedelta(seconds=self.policy.maximum)),
                 error=error.message,
                 uncertain=True,
+                budget=state.budget,
             )
             log.error("unknown", **fields)
         else:
             new_state = DeliveryState.FAILED
-            ok = await self.db(self.store.settle, delivery, new_state, now=now, error=error.message)
+            ok = await self.db(
+                self.store.settle,
+                delivery,
+                new_state,
+                now=now,
+                error=error.message,
+                budget=state.budget,
+            )
             log.error("failed", **fields)
         if not ok:
             log.warning("lease_lost", delivery=delivery.id, account=delivery.account)
@@ -547,9 +572,9 @@ class Publisher:
         return new_state
 
 
-def _last(answers: list[int]) -> int | None:
+def _last(answers: Answers) -> int | None:
     """The status of the platform's last answer in an attempt (None: no HTTP, e.g. the feed)."""
-    return answers[-1] if answers else None
+    return answers.statuses[-1] if answers.statuses else None
 
 
 class _Progress:
@@ -567,6 +592,9 @@ class _Progress:
         self.finished: tuple[Attempt, Outcome, str | None, int | None] | None = None
         self.decision: RetryDecision | None = None
         self.error: PlatformError | None = None
+        #: the account's budget as the platform's last answer stated it, written with
+        #: the settlement (the claims of every daemon are capped by it)
+        self.budget: Budget | None = None
         #: the post's category (its quiet hours apply to the due times set here)
         self.category: str | None = None
 

@@ -12,7 +12,7 @@ import pytest
 from tests.contract.test_store import NOW, claim, enqueue
 
 from crosspost.exporter import Exporter, families
-from crosspost.models import DeliveryState
+from crosspost.models import Budget, DeliveryState
 from crosspost.observability import EventLogger
 from crosspost.store.sql import SqlStore
 
@@ -131,3 +131,33 @@ def test_an_observer_error_never_reaches_the_publisher(exporter: Exporter) -> No
     log.debug("attempt_done", account="x", ms=100)
     samples = scrape(exporter)
     assert samples["crosspost_publish_duration_seconds_count"][(("account", "x"),)] == 1
+
+
+def test_the_shared_rate_limit_budget_is_a_gauge_while_its_window_is_open(
+    sql_store: SqlStore, exporter: Exporter
+) -> None:
+    """What the platform last said is left (``account_state``, written with a settlement)
+    is ``crosspost_account_rate_limit_remaining``; a budget whose window has closed
+    (the exporter's clock is NOW + 1 min) is not shown, a used-up one is 0 and blocks."""
+    post = enqueue(sql_store, "mastodon", "bluesky", "website", due_at=NOW)
+    claimed = {d.account: d for d in claim(sql_store) if d.post_id == post}
+    window = NOW + timedelta(minutes=5)
+    assert sql_store.settle(
+        claimed["mastodon"], DeliveryState.PUBLISHED, now=NOW, budget=Budget(7, window)
+    )
+    assert sql_store.settle(
+        claimed["bluesky"], DeliveryState.PUBLISHED, now=NOW, budget=Budget(0, window)
+    )
+    assert sql_store.settle(
+        claimed["website"],
+        DeliveryState.PUBLISHED,
+        now=NOW,
+        budget=Budget(3, NOW + timedelta(seconds=30)),
+    )
+    samples = scrape(exporter)
+    assert samples["crosspost_account_rate_limit_remaining"] == {
+        (("account", "mastodon"),): 7,
+        (("account", "bluesky"),): 0,
+    }
+    blocked = samples["crosspost_account_blocked_until_seconds"]
+    assert blocked == {(("account", "bluesky"),): window.timestamp()}

@@ -18,6 +18,10 @@ a more specific error before the status mapping applies.
 The client also remembers rate-limit headers: when a platform says no request
 may be made before an instant, the next request raises :class:`RateLimited`
 without being sent, so nothing ever goes out before ``Retry-After`` has passed.
+And it hands what each answer says of the account's budget (requests left, and
+when the window refills) to the publisher through :data:`ANSWERS`, which writes
+it to the database with the delivery's settlement: the claims of every daemon
+are capped by it (docs/scaling.md, "Rate limits").
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from crosspost.exceptions import (
     UnknownOutcome,
 )
 from crosspost.i18n import _
+from crosspost.models import Budget
 
 USER_AGENT = f"crosspost/{__version__} (+https://github.com/zv-staedtedreieck/crosspost)"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "DELETE", "PUT"})
@@ -63,6 +68,10 @@ _TRANSPORT_ERRORS = (
 #: ... and those among them where nothing was sent
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 ResetParser = Callable[[httpx.Response, datetime], datetime | None]
+#: the largest count of requests left that is stored (``account_state.limit_remaining``)
+COUNT_MAX = 2**31 - 1
+#: the account's budget an answer states (requests left, and when the window refills)
+BudgetParser = Callable[[httpx.Response, datetime], Budget | None]
 
 
 def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
@@ -212,6 +221,7 @@ class HttpClient:
         timeout: float = 30.0,
         secrets: Iterable[str] = (),
         reset_parser: ResetParser | None = None,
+        budget_parser: BudgetParser | None = None,
         clock: Clock = system_clock,
     ) -> None:
         all_headers = {"User-Agent": USER_AGENT, **(headers or {})}
@@ -225,6 +235,7 @@ class HttpClient:
         )
         self._secrets = [s for s in secrets if s]
         self._reset_parser = reset_parser
+        self._budget_parser = budget_parser
         self._clock = clock
         #: no request may be sent before this instant (from Retry-After / reset headers)
         self.blocked_until: datetime | None = None
@@ -368,10 +379,13 @@ class HttpClient:
         classify: Classifier | None,
     ) -> httpx.Response:
         """The response if it is a success (or in ``ok``), else the mapped error raised."""
-        self._remember_limits(response)
+        spent_until = self._remember_limits(response)
         answers = ANSWERS.get()
         if answers is not None:
-            answers.append(response.status_code)
+            answers.statuses.append(response.status_code)
+            budget = self._budget(response, spent_until)
+            if budget is not None:
+                answers.budget = budget
         if response.is_success or response.status_code in ok:
             return response
         if classify is not None:
@@ -402,17 +416,58 @@ class HttpClient:
             until = self._reset_parser(response, now)
         return until
 
-    def _remember_limits(self, response: httpx.Response) -> None:
-        """A success that used up the budget blocks the next request until the reset."""
+    def _remember_limits(self, response: httpx.Response) -> datetime | None:
+        """A success that used up the budget blocks the next request until the reset
+        (returned: when the budget refills)."""
         if self._reset_parser is None or response.status_code == 429:
-            return
+            return None
         now = self._clock.now()
         until = self._reset_parser(response, now)
         if until is not None and until > now:
             self.blocked_until = until
+            return until
+        return None
+
+    def _budget(self, response: httpx.Response, spent_until: datetime | None) -> Budget | None:
+        """The account's budget as this answer states it; a platform that only says
+        "spent until" (Meta's usage headers) has none left until then."""
+        now = self._clock.now()
+        budget = None if self._budget_parser is None else self._budget_parser(response, now)
+        if budget is None and spent_until is not None:
+            budget = Budget(0, spent_until)
+        if budget is None or budget.reset <= now:
+            return None
+        return budget
 
     def _reason(self, exc: Exception) -> str:
         return self.redact(str(exc) or type(exc).__name__)
+
+
+def header_budget(remaining: str, reset: str) -> BudgetParser:
+    """A parser for the budget a pair of headers states (requests left, reset)."""
+
+    def parse(response: httpx.Response, now: datetime) -> Budget | None:
+        left = as_count(response.headers.get(remaining))
+        until = parse_reset(response.headers.get(reset), now)
+        if left is None or until is None:
+            return None
+        return Budget(left, until)
+
+    return parse
+
+
+def as_count(value: str | None) -> int | None:
+    """A header's count of requests left (``"12"``, ``"12.0"``), or None."""
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if number != number or number in (float("inf"), float("-inf")):
+        return None
+    # the column is a 32-bit INTEGER; no platform's window comes near that
+    return min(max(0, int(number)), COUNT_MAX)
 
 
 def header_reset_parser(remaining: str, reset: str) -> ResetParser:

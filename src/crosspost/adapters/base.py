@@ -26,12 +26,14 @@ import abc
 import importlib
 from collections.abc import AsyncIterator, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from crosspost.exceptions import Rejected
 from crosspost.i18n import _
+from crosspost.models import Budget
 
 if TYPE_CHECKING:
     import httpx
@@ -42,10 +44,20 @@ if TYPE_CHECKING:
     from crosspost.models import AccountInfo, PostMetrics, PublishRequest, PublishResult
 
 
-#: The HTTP statuses of the platform's answers during one attempt, in order: the
-#: publisher sets a fresh list around each attempt and records the last one with
-#: the attempt (``attempts.http_status``); :mod:`crosspost.adapters._http` appends.
-ANSWERS: ContextVar[list[int] | None] = ContextVar("crosspost_answers", default=None)
+@dataclass(slots=True)
+class Answers:
+    """What the platform answered during one attempt: the publisher sets a fresh one
+    around each attempt (:data:`ANSWERS`), :mod:`crosspost.adapters._http` fills it."""
+
+    #: the HTTP statuses in order; the last one is recorded with the attempt
+    #: (``attempts.http_status``)
+    statuses: list[int] = field(default_factory=list)
+    #: the account's request budget as the last answer that gave one stated it
+    #: (written with the settlement, shared by all daemons: docs/scaling.md)
+    budget: Budget | None = None
+
+
+ANSWERS: ContextVar[Answers | None] = ContextVar("crosspost_answers", default=None)
 
 
 class Adapter(abc.ABC):

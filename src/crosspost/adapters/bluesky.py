@@ -66,7 +66,14 @@ from crosspost.adapters._atproto import (
 )
 from crosspost.adapters._client import ClientAdapter
 from crosspost.adapters._files import read_image, write_private
-from crosspost.adapters._http import HttpClient, as_int, dig, header_reset_parser, json_body
+from crosspost.adapters._http import (
+    HttpClient,
+    as_int,
+    dig,
+    header_budget,
+    header_reset_parser,
+    json_body,
+)
 from crosspost.adapters._timestamps import parse_time
 from crosspost.config import BlueskyAccount
 from crosspost.counting import BLUESKY_MAX_BYTES, DEFAULT_LIMITS, count_bluesky
@@ -136,6 +143,7 @@ class BlueskyAdapter(ClientAdapter[HttpClient]):
             timeout=self._timeout,
             secrets=[self._password()],
             reset_parser=header_reset_parser("RateLimit-Remaining", "RateLimit-Reset"),
+            budget_parser=header_budget("RateLimit-Remaining", "RateLimit-Reset"),
         )
 
     def _password(self) -> str:

@@ -31,6 +31,7 @@ from crosspost.adapters._http import (
     Endpoint,
     HttpClient,
     dig,
+    header_budget,
     header_reset_parser,
     json_body,
 )
@@ -99,6 +100,7 @@ class MastodonAdapter(Adapter):
                 timeout=self._timeout,
                 secrets=[token],
                 reset_parser=header_reset_parser("X-RateLimit-Remaining", "X-RateLimit-Reset"),
+                budget_parser=header_budget("X-RateLimit-Remaining", "X-RateLimit-Reset"),
             )
         return self._http
 

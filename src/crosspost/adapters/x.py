@@ -43,7 +43,7 @@ import httpx
 
 from crosspost.adapters._client import ClientAdapter
 from crosspost.adapters._files import read_image, write_private
-from crosspost.adapters._http import HttpClient, dig, json_body, parse_reset
+from crosspost.adapters._http import HttpClient, dig, header_budget, json_body, parse_reset
 from crosspost.adapters._timestamps import parse_time
 from crosspost.clock import system_clock
 from crosspost.config import XAccount
@@ -55,7 +55,14 @@ from crosspost.exceptions import (
     UnknownOutcome,
 )
 from crosspost.i18n import _
-from crosspost.models import AccountInfo, Media, PostMetrics, PublishRequest, PublishResult
+from crosspost.models import (
+    AccountInfo,
+    Budget,
+    Media,
+    PostMetrics,
+    PublishRequest,
+    PublishResult,
+)
 
 if TYPE_CHECKING:
     from crosspost.inbox import InteractionPage, PostRef, ReplyTarget
@@ -95,6 +102,17 @@ def rate_limit_reset(response: httpx.Response, now: datetime) -> datetime | None
     if response.status_code == 429:
         return parse_reset(headers.get("x-rate-limit-reset"), now)
     return None
+
+
+def rate_limit_budget(response: httpx.Response, now: datetime) -> Budget | None:
+    """The smallest of the budgets an answer reports (the 15-minute window, the
+    user's and the app's 24-hour posting caps): the one that runs out first."""
+    budgets = [
+        budget
+        for remaining, reset in _RESET_HEADERS
+        if (budget := header_budget(remaining, reset)(response, now)) is not None
+    ]
+    return min(budgets, key=lambda b: (b.remaining, -b.reset.timestamp()), default=None)
 
 
 class DuplicateContent(Rejected):
@@ -145,6 +163,7 @@ class XAdapter(ClientAdapter[_Client]):
             transport=self._transport,
             timeout=self._timeout,
             reset_parser=rate_limit_reset,
+            budget_parser=rate_limit_budget,
         )
         if self._secret is not None:
             client.add_secret(self._secret.get_secret_value())

@@ -363,8 +363,10 @@ def _pg_claim_sql(db_clock: bool, start: bool) -> str:
     """The PostgreSQL claim: one statement (see the module's docstring).
 
     Parameters: ``worker``, ``now``, ``accounts``/``ns`` (arrays: account and how
-    many), ``reconcilable`` (array), and ``lease`` (an interval) with ``db_clock``,
-    else ``clock`` and ``lease_end``.
+    many), ``reconcilable`` (array), ``capped`` (array: the accounts whose request
+    budget the caller has applied to ``ns`` under the lock of their ``account_state``
+    rows; any other account with a budget in an open window is left out), and
+    ``lease`` (an interval) with ``db_clock``, else ``clock`` and ``lease_end``.
     """
     clock = _PG_CLOCK if db_clock else "%(clock)s"
     lease_end = f"{_PG_CLOCK} + %(lease)s::interval" if db_clock else "%(lease_end)s"
@@ -390,7 +392,9 @@ def _pg_claim_sql(db_clock: bool, start: bool) -> str:
         f" AND c.due_at <= {clock} AND c.account = wanted.account"
         " ORDER BY c.due_at, c.id LIMIT wanted.n FOR UPDATE SKIP LOCKED) AS pick ON true"
         " WHERE NOT EXISTS (SELECT 1 FROM account_state AS s WHERE s.account = wanted.account"
-        f" AND (s.paused_reason IS NOT NULL OR s.blocked_until > {clock}))))"
+        f" AND (s.paused_reason IS NOT NULL OR s.blocked_until > {clock}"
+        f" OR (s.limit_reset > {clock} AND s.limit_remaining IS NOT NULL"
+        " AND NOT s.account = ANY(%(capped)s::text[]))))))"
         f" RETURNING {', '.join(DELIVERY_COLUMNS)}"
     )
     if not start:
@@ -420,6 +424,7 @@ def pg_claim(
     *,
     start: bool,
     db_clock: bool,
+    capped: Collection[str] = (),
 ) -> list[Claim] | list[Delivery]:
     """Lease the due deliveries (with ``start`` also the first attempts and the posts)
     in one statement, inside the caller's transaction."""
@@ -430,6 +435,7 @@ def pg_claim(
         "accounts": accounts,
         "ns": [wanted[a] for a in accounts],
         "reconcilable": sorted(reconcilable),
+        "capped": sorted(capped),
     }
     if db_clock:
         params["lease"] = lease

@@ -25,6 +25,7 @@ from typing import Protocol
 
 from crosspost.models import (
     Attempt,
+    Budget,
     Delivery,
     DeliveryState,
     Outcome,
@@ -43,6 +44,9 @@ class AccountState:
     blocked_until: datetime | None = None
     text_limit: int | None = None
     token_expires_at: datetime | None = None
+    #: the request budget the platform's last answer stated, shared by all daemons:
+    #: requests left in the window, and when it refills
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,9 @@ class Settlement:
     remote_url: str | None = None
     error: str | None = None
     uncertain: bool | None = None
+    #: the account's request budget as the platform last stated it, recorded in the
+    #: same transaction (see :meth:`Store.claim_due`)
+    budget: Budget | None = None
 
 
 class ChangeFeed(Protocol):
@@ -189,6 +196,13 @@ class Store(Protocol):
 
         Due means ``scheduled``/``retrying`` with ``due_at <= now``, or ``unknown``
         on a platform in ``reconcilable``; accounts paused or blocked are skipped.
+
+        An account whose platform stated a request budget for a window still open
+        (:attr:`AccountState.budget`, recorded with the settlements) gets at most what
+        is left of it once the deliveries in flight -- of every daemon -- are counted:
+        ``remaining - publishing``. The budget and a settled delivery leave
+        ``publishing`` in one transaction, and claims of one account are serialised,
+        so all daemons together send what one would (docs/scaling.md).
         """
         ...
 
@@ -244,8 +258,13 @@ class Store(Protocol):
         remote_url: str | None = None,
         error: str | None = None,
         uncertain: bool | None = None,
+        budget: Budget | None = None,
     ) -> bool:
-        """Move a leased delivery out of ``publishing``; False if the lease was lost."""
+        """Move a leased delivery out of ``publishing``; False if the lease was lost.
+
+        ``budget``: the account's request budget as the platform's last answer stated
+        it, recorded in the same transaction (merged as :meth:`Budget.merged`; none
+        left blocks the account until the reset, as :meth:`block_account`)."""
         ...
 
     def save_progress(

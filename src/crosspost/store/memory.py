@@ -14,6 +14,7 @@ from crosspost.exceptions import NotFound
 from crosspost.i18n import _
 from crosspost.models import (
     Attempt,
+    Budget,
     Delivery,
     DeliveryState,
     Outcome,
@@ -239,6 +240,16 @@ class MemoryStore:
                 ),
                 key=lambda d: (d.due_at, d.id),
             )
+            # as SqlStore: what is left of a budget, less the deliveries in flight
+            for account in left:
+                budget = self._account(account).budget
+                if budget is not None and budget.reset > now:
+                    flying = sum(
+                        1
+                        for d in self._deliveries.values()
+                        if d.account == account and d.state is DeliveryState.PUBLISHING
+                    )
+                    left[account] = min(left[account], budget.remaining - flying)
             claimed = []
             for d in candidates:
                 if left[d.account] <= 0:
@@ -315,6 +326,7 @@ class MemoryStore:
                         remote_url=s.remote_url,
                         error=s.error,
                         uncertain=s.uncertain,
+                        budget=s.budget,
                     )
                 )
             return done
@@ -373,10 +385,15 @@ class MemoryStore:
         remote_url: str | None = None,
         error: str | None = None,
         uncertain: bool | None = None,
+        budget: Budget | None = None,
     ) -> bool:
         with self._lock:
             if not self._owns(delivery):
+                if budget is not None:  # the answer was real, whoever holds the lease
+                    self._record_budget(delivery.account, budget)
                 return False
+            if budget is not None:
+                self._record_budget(delivery.account, budget)
             current = self._deliveries[delivery.id]
             values: dict[str, Any] = {
                 "state": state,
@@ -540,6 +557,15 @@ class MemoryStore:
             if state.blocked_until is None or state.blocked_until < until:
                 self._accounts[account] = replace(state, blocked_until=until)
                 self._touch()
+
+    def _record_budget(self, account: str, budget: Budget) -> None:
+        """As SqlStore._record_budgets (the caller holds the lock)."""
+        state = self._account(account)
+        merged = budget if state.budget is None else state.budget.merged(budget)
+        blocked = state.blocked_until
+        if budget.remaining <= 0 and (blocked is None or blocked < budget.reset):
+            blocked = budget.reset
+        self._accounts[account] = replace(state, budget=merged, blocked_until=blocked)
 
     def set_text_limit(self, account: str, limit: int, *, now: datetime) -> None:
         with self._lock:

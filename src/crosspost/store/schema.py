@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 
 #: the alembic revision this code expects; a test keeps it equal to the migrations' head
-SCHEMA_REVISION = "0007"
+SCHEMA_REVISION = "0008"
 
 PENDING_STATES = ("scheduled", "retrying", "unknown")
 
@@ -156,6 +156,10 @@ account_state = Table(
     Column("text_limit", Integer),
     Column("token_expires_at", UTCDateTime()),
     Column("updated_at", UTCDateTime(), nullable=False),
+    #: the request budget the platform's last answer stated (0008): requests left in
+    #: the window and when it refills; every daemon's claims are capped by it
+    Column("limit_remaining", Integer),
+    Column("limit_reset", UTCDateTime()),
 )
 
 #: engagement of published posts, sampled over time (for the yearly evaluation)

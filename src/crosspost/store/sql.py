@@ -50,7 +50,9 @@ from sqlalchemy.sql.expression import TableClause
 from crosspost.exceptions import NotFound, SchemaOutdated, StoreError
 from crosspost.i18n import _
 from crosspost.models import (
+    SAME_WINDOW,
     Attempt,
+    Budget,
     Delivery,
     DeliveryState,
     Media,
@@ -242,6 +244,9 @@ class SqlStore:
             register_secret(str(self.engine.url.password))  # never in a log line
         self.db_clock = (not self.is_sqlite) if db_clock is None else db_clock
         self._marker_conn: Any = None
+        #: accounts whose platform stated a request budget, as far as this store has
+        #: seen (None: not looked yet); decides how a PostgreSQL claim runs (see _claim)
+        self._budgeted: frozenset[str] | None = None
 
     # -- plumbing --------------------------------------------------------------------
     def _clock(self, now: datetime) -> ColumnElement[datetime]:
@@ -550,13 +555,9 @@ class SqlStore:
         capacity: Mapping[str, int],
         reconcilable: Collection[str],
     ) -> list[Delivery]:
-        wanted = {a: n for a, n in capacity.items() if n > 0}
-        if not wanted:
-            return []
-        with self._hot_write() as conn:
-            claimed: list[Delivery] = self._claim(
-                conn, worker, wanted, now, lease, reconcilable, start=False
-            )
+        claimed: list[Delivery] = self._claim(
+            worker, capacity, now, lease, reconcilable, start=False
+        )
         claimed.sort(key=lambda d: (d.due_at, d.id))
         return claimed
 
@@ -571,34 +572,97 @@ class SqlStore:
     ) -> list[Claim]:
         """One transaction for the claim, the first attempts and the posts (the daemon's
         hot path: see bench/README.md and crosspost.store._hot)."""
-        wanted = {a: n for a, n in capacity.items() if n > 0}
-        if not wanted:
-            return []
-        with self._hot_write() as conn:
-            claims: list[Claim] = self._claim(
-                conn, worker, wanted, now, lease, reconcilable, start=True
-            )
+        claims: list[Claim] = self._claim(worker, capacity, now, lease, reconcilable, start=True)
         claims.sort(key=lambda c: (c.delivery.due_at, c.delivery.id))
         return claims
 
     def _claim(
         self,
-        conn: Connection,
         worker: str,
-        wanted: Mapping[str, int],
+        capacity: Mapping[str, int],
         now: datetime,
         lease: timedelta,
         reconcilable: Collection[str],
         *,
         start: bool,
     ) -> Any:
-        """Lease the due deliveries, at most ``wanted[account]`` each; ``start`` also
-        writes the first attempts (see _starts_with_claim) and reads the posts."""
+        """Lease the due deliveries, at most ``capacity[account]`` each and no more than
+        is left of an account's request budget; ``start`` also writes the first attempts
+        (see _starts_with_claim) and reads the posts.
+
+        SQLite: the budgets are read under the claim's write lock. PostgreSQL: a claim
+        that may touch an account with a budget locks its ``account_state`` row first
+        and counts the deliveries in flight in the next statement (a fresh snapshot,
+        after the lock: one claim of that account at a time). A claim of accounts that
+        never had one (as far as this store has seen: its first claim looks) stays one
+        statement, which leaves out any account whose budget it did not expect, until
+        the store sees it (its next :meth:`account_states`, which the daemon reads
+        after every round of claims).
+        """
+        wanted = {a: n for a, n in capacity.items() if n > 0}
+        if not wanted:
+            return []
         if self.is_sqlite:
-            return _hot.sqlite_claim(conn, worker, wanted, now, lease, reconcilable, start=start)
-        return _hot.pg_claim(
-            conn, worker, wanted, now, lease, reconcilable, start=start, db_clock=self.db_clock
+            with self._write() as conn:
+                wanted = self._within_budgets(conn, wanted, now, lock=False)[0]
+                if not wanted:
+                    return []
+                return _hot.sqlite_claim(
+                    conn, worker, wanted, now, lease, reconcilable, start=start
+                )
+        if self._budgeted is not None and self._budgeted.isdisjoint(wanted):
+            with self._hot_write() as conn:
+                return _hot.pg_claim(
+                    conn, worker, wanted, now, lease, reconcilable,
+                    start=start, db_clock=self.db_clock,
+                )  # fmt: skip
+        with self._write() as conn:
+            wanted, capped = self._within_budgets(conn, wanted, now, lock=True)
+            if not wanted:
+                return []
+            return _hot.pg_claim(
+                conn, worker, wanted, now, lease, reconcilable,
+                start=start, db_clock=self.db_clock, capped=capped,
+            )  # fmt: skip
+
+    def _within_budgets(
+        self, conn: Connection, wanted: Mapping[str, int], now: datetime, *, lock: bool
+    ) -> tuple[dict[str, int], list[str]]:
+        """``wanted`` cut down to what is left of each account's budget (its stated
+        ``remaining`` minus its deliveries in flight, of all daemons), and the accounts
+        with a budget. ``lock``: their ``account_state`` rows stay locked to the end of
+        the caller's transaction (PostgreSQL)."""
+        a = account_state.c
+        # every account that has had a budget, its window open or not: a new window
+        # another daemon records meanwhile must find the row locked by the next claim
+        query = (
+            select(a.account, a.limit_remaining, (a.limit_reset > self._clock(now)).label("open"))
+            .where(a.account.in_(sorted(wanted)), a.limit_remaining.is_not(None))
+            .order_by(a.account)
         )
+        if lock:
+            query = query.with_for_update()
+        rows = conn.execute(query).all()
+        self._budgeted = (self._budgeted or frozenset()) | {r.account for r in rows}
+        budgets: dict[str, int] = {r.account: r.limit_remaining for r in rows if r.open}
+        if not budgets:
+            return dict(wanted), []
+        d = deliveries.c
+        in_flight: dict[str, int] = {
+            r.account: r.n
+            for r in conn.execute(
+                select(d.account, func.count().label("n"))
+                .where(d.state == DeliveryState.PUBLISHING.value, d.account.in_(sorted(budgets)))
+                .group_by(d.account)
+            )
+        }
+        left = {
+            account: min(n, budgets[account] - in_flight.get(account, 0))
+            if account in budgets
+            else n
+            for account, n in wanted.items()
+        }
+        return {account: n for account, n in left.items() if n > 0}, sorted(budgets)
 
     def next_due(
         self, *, accounts: Collection[str], reconcilable: Collection[str]
@@ -678,10 +742,13 @@ class SqlStore:
         remote_url: str | None = None,
         error: str | None = None,
         uncertain: bool | None = None,
+        budget: Budget | None = None,
     ) -> bool:
         values = _settle_values(state, now, due_at, remote_id, remote_url, error, uncertain)
         with self._write() as conn:
             result = conn.execute(update(deliveries).where(self._owned(delivery)).values(**values))
+            if budget is not None:
+                self._record_budgets(conn, [(delivery.account, budget)], now)
             return result.rowcount == 1
 
     def finish_and_settle(self, settlements: Sequence[Settlement]) -> list[bool]:
@@ -689,10 +756,83 @@ class SqlStore:
         transaction (one statement on PostgreSQL: see crosspost.store._hot)."""
         if not settlements:
             return []
-        with self._hot_write() as conn:
+        budgets = [(s.delivery.account, s.budget) for s in settlements if s.budget is not None]
+        if not budgets:
+            with self._hot_write() as conn:
+                if self.is_sqlite:
+                    return _hot.sqlite_finish_and_settle(conn, settlements)
+                return _hot.pg_finish_and_settle(conn, settlements)
+        # the budgets with the settlements, in one transaction: a delivery leaves
+        # ``publishing`` together with what its answer said is left (see claim_due)
+        with self._write() as conn:
             if self.is_sqlite:
-                return _hot.sqlite_finish_and_settle(conn, settlements)
-            return _hot.pg_finish_and_settle(conn, settlements)
+                done = _hot.sqlite_finish_and_settle(conn, settlements)
+            else:
+                done = _hot.pg_finish_and_settle(conn, settlements)
+            self._record_budgets(conn, budgets, max(s.now for s in settlements))
+            return done
+
+    def _record_budgets(
+        self, conn: Connection, budgets: Sequence[tuple[str, Budget]], now: datetime
+    ) -> None:
+        """Merge what the answers said of the accounts' budgets into ``account_state``.
+
+        In SQL, against the row as it stands when its lock is taken (``ON CONFLICT``
+        sees the latest version, whatever another daemon wrote meanwhile), by the rule
+        of :meth:`Budget.merged`; a budget with nothing left blocks the account until
+        the reset (never shortening a block).
+        """
+        merged: dict[str, Budget] = {}
+        for account, budget in budgets:
+            known = merged.get(account)
+            merged[account] = budget if known is None else known.merged(budget)
+        a = account_state.c
+
+        def apart(x: Any, y: Any) -> Any:
+            """Seconds between two stored times (SQLite's Julian days to the millisecond:
+            their floating point would put 5 s at 5.00001)."""
+            if self.is_sqlite:
+                return func.round(func.abs(func.julianday(x) - func.julianday(y)) * 86400, 3)
+            return func.abs(func.date_part("epoch", x - y))
+
+        def least(x: Any, y: Any) -> Any:
+            return case((x <= y, x), else_=y)
+
+        def greatest(x: Any, y: Any) -> Any:
+            return case((x >= y, x), else_=y)
+
+        def merge(proposed: Any) -> dict[str, Any]:
+            new_left, new_reset = proposed.limit_remaining, proposed.limit_reset
+            unknown = a.limit_remaining.is_(None) | a.limit_reset.is_(None)
+            same = apart(new_reset, a.limit_reset) <= SAME_WINDOW.total_seconds()
+            newer = new_reset > a.limit_reset
+            spent = (new_left <= 0) & (a.blocked_until.is_(None) | (a.blocked_until < new_reset))
+            return {
+                "limit_remaining": case(
+                    (unknown, new_left),
+                    (same, least(a.limit_remaining, new_left)),
+                    (newer, new_left),
+                    else_=a.limit_remaining,
+                ),
+                "limit_reset": case(
+                    (unknown, new_reset),
+                    (same, greatest(a.limit_reset, new_reset)),
+                    (newer, new_reset),
+                    else_=a.limit_reset,
+                ),
+                "blocked_until": case((spent, new_reset), else_=a.blocked_until),
+            }
+
+        for account in sorted(merged):  # one order for every daemon: no deadlock
+            budget = merged[account]
+            values: dict[str, Any] = {
+                "limit_remaining": budget.remaining,
+                "limit_reset": budget.reset,
+            }
+            if budget.remaining <= 0:
+                values["blocked_until"] = budget.reset
+            self._upsert_account(conn, account, now, values, merge)
+        self._budgeted = (self._budgeted or frozenset()) | frozenset(merged)
 
     def save_progress(
         self, delivery: Delivery, progress: Mapping[str, str], *, now: datetime
@@ -872,7 +1012,7 @@ class SqlStore:
     def account_states(self) -> dict[str, AccountState]:
         with self._read() as conn:
             rows = conn.execute(select(account_state)).mappings()
-            return {
+            states = {
                 r["account"]: AccountState(
                     account=r["account"],
                     paused_reason=r["paused_reason"],
@@ -880,9 +1020,17 @@ class SqlStore:
                     blocked_until=r["blocked_until"],
                     text_limit=r["text_limit"],
                     token_expires_at=r["token_expires_at"],
+                    budget=(
+                        None
+                        if r["limit_remaining"] is None or r["limit_reset"] is None
+                        else Budget(r["limit_remaining"], r["limit_reset"])
+                    ),
                 )
                 for r in rows
             }
+        # what the next claims expect (an expired budget is dropped by the next claim)
+        self._budgeted = frozenset(a for a, state in states.items() if state.budget is not None)
+        return states
 
     def _upsert_account(
         self,
