@@ -16,6 +16,7 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.fakes.fixtures import FakeStarter
@@ -27,7 +28,7 @@ from crosspost.adapters._http import as_count
 from crosspost.daemon import Daemon
 from crosspost.models import Budget, DeliveryState, Post, Rendered
 from crosspost.service import Crosspost
-from crosspost.store.base import AccountState
+from crosspost.store.base import AccountState, Claim
 from crosspost.store.migrate import upgrade
 from crosspost.store.sql import SqlStore
 
@@ -156,12 +157,82 @@ def test_an_absurd_count_from_a_platform_does_not_break_the_settlement(
     """A platform that says ``X-RateLimit-Remaining: 3000000000`` (a bug on its side)
     must not stop the daemon: the settlement is written all the same.
 
-    FAILS on PostgreSQL (found in session 5): ``as_count`` passes any finite count,
-    ``account_state.limit_remaining`` is an INTEGER, and the settlement's transaction
-    fails with "integer out of range" -- a StoreError, which stops the daemon
-    (Daemon._publish -> _fail), the whole group-committed batch with it."""
+    Found in session 5: ``account_state.limit_remaining`` is an INTEGER, and a count past
+    2**31-1 failed the settlement's transaction on PostgreSQL ("integer out of range": a
+    StoreError, which stops the daemon, the whole group-committed batch with it);
+    ``as_count`` now stops at COUNT_MAX."""
     reset = datetime.now(UTC) + timedelta(hours=1)
     count = as_count("3000000000")
     assert count is not None
     state = settle_answers(sql_store, [Budget(count, reset)])
     assert state.blocked_until is None
+
+
+def test_a_once_run_looks_again_for_a_budget_another_daemon_recorded(
+    tmp_path: Path, start_fake: FakeStarter, monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> None:
+    """On PostgreSQL a claim leaves out an account whose budget another daemon recorded
+    after this store last looked (its one-statement claim cannot cap it). ``daemon
+    --once`` reads the accounts' states again before it stops, so such an account is
+    published, within its budget, instead of being left for the next run."""
+    skip_without_spec(SPEC_NAME)
+    fake = start_fake(MastodonFake(latency=0.05))
+    monkeypatch.setenv(TOKEN_ENV, fake.token)
+    settings = settings_from(
+        site={"url": SITE, "name": "Zweckverband Städtedreieck"},
+        database={"url": pg_url},
+        daemon={"concurrency": CONCURRENCY, "state_dir": str(tmp_path / "state")},
+        accounts={
+            "mastodon": {
+                "platform": "mastodon",
+                "base_url": fake.url,
+                "token_env": TOKEN_ENV,
+                "max_characters": 500,
+            }
+        },
+    )
+    store, other = SqlStore(pg_url), SqlStore(pg_url)
+    try:
+        service = Crosspost(settings, store)
+        posts = [
+            Post(title=f"Beitrag {i}", body=f"Beitrag {i}.", link=f"{SITE}/budget/{i}",
+                 category=None, publish_at=None, accounts=("mastodon",), media=())
+            for i in range(5)
+        ]  # fmt: skip
+        # the probe: a delivery of the other daemon, whose answer stated the budget
+        [probe_id] = service.enqueue([service.plan(posts[0])])
+        [probe] = other.claim_due(
+            "other", now=datetime.now(UTC), lease=timedelta(seconds=60),
+            capacity={"mastodon": 1}, reconcilable=(),
+        )  # fmt: skip
+        assert probe.post_id == probe_id
+        assert len(service.enqueue([service.plan(p) for p in posts[1:]])) == 4
+        budget = Budget(2, datetime.now(UTC) + timedelta(hours=1))
+        claim_and_start = store.claim_and_start
+        first_claims: list[int] = []
+
+        def racing_claim(*args: Any, **kwargs: Any) -> list[Claim]:
+            """The daemon has read the accounts' states at its start (no budget then);
+            right before its first claim the other daemon records one: 2 left."""
+            if not first_claims:
+                assert other.settle(probe, DeliveryState.PUBLISHED, now=datetime.now(UTC),
+                                    remote_id="probe", budget=budget)  # fmt: skip
+            claims = claim_and_start(*args, **kwargs)
+            first_claims.append(len(claims))
+            return claims
+
+        monkeypatch.setattr(store, "claim_and_start", racing_claim)
+        daemon = Daemon(settings, store, once=True, handle_signals=False)
+        assert asyncio.run(daemon.run()) == 0
+        counts = store.counts()
+    finally:
+        store.close()
+        other.close()
+
+    # The first claim left the account out (it could not cap it); the second look found
+    # the budget: all four published (the fake says more is left than 2, the smaller
+    # figure stays: two at a time). Without it the run stopped with none of them sent.
+    assert first_claims[0] == 0
+    assert max(first_claims) <= 2
+    assert counts[DeliveryState.PUBLISHED] == 5
+    assert len(fake.statuses) == 4
