@@ -5,6 +5,22 @@ waits ``--latency`` seconds (the platform's own processing time), then answers
 201 with a new id. The arrival time of every status is kept so the harness
 can measure lateness; ``GET /__stats`` returns them.
 
+Every answer carries Mastodon's rate-limit headers, as a real instance sends them
+on every API answer: ``X-RateLimit-Limit``, ``X-RateLimit-Remaining`` and
+``X-RateLimit-Reset`` (ISO 8601 with microseconds, like Mastodon's
+``Time#iso8601(6)``: the end of the current 300 s window, windows aligned to the
+epoch as Mastodon's throttle aligns them), counted per ``Authorization`` header. So
+the daemon takes the path a real instance makes it take: every settlement writes
+the account's budget and every claim of a budgeted account is capped by it
+(issue 5). The budget is :data:`LIMIT` = 1 000 000 requests per window, where
+Mastodon grants 300: one fake serves at most 10 000 requests (a throughput
+round: the floor's 5 000 and the daemon's), a hundredth of one window's budget,
+so the cap never holds a claim back and the benchmark measures what keeping the
+budget costs, not a platform's limit.
+``--no-rate-limit-headers`` leaves them out (the path the daemon took before
+issue 5, and still takes for platforms that state no budget), so both can be
+measured on the same tree.
+
 Run: ``python bench/fakeplatform.py --port 0 --latency 0.05`` (prints its URL).
 """
 
@@ -17,7 +33,13 @@ import json
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
+
+#: requests per window: far more than any benchmark sends (see the docstring)
+LIMIT = 1_000_000
+#: the window's length in seconds (Mastodon's API throttle: 300 requests per 5 minutes)
+WINDOW = 300
 
 INSTANCE = {
     "domain": "bench.local",
@@ -27,8 +49,12 @@ ACCOUNT = {"id": "1", "acct": "bench", "url": "http://127.0.0.1/@bench", "follow
 
 
 class Platform:
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, *, rate_limit_headers: bool = True) -> None:
         self.latency = latency
+        self.rate_limit_headers = rate_limit_headers
+        #: requests per Authorization header in the current window (its start, the counts)
+        self.window = 0
+        self.counts: dict[str, int] = {}
         self.ids = itertools.count(1)
         self.arrivals: list[tuple[float, str]] = []  # (unix time, status text's first line)
         self.keys: dict[str, int] = {}
@@ -51,9 +77,10 @@ class Platform:
                 body = await reader.readexactly(length) if length else b""
                 status, payload = await self.route(method, path.split("?")[0], headers, body)
                 data = json.dumps(payload).encode()
+                limits = self.limit_headers(headers) if self.rate_limit_headers else ""
                 writer.write(
                     f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(data)}\r\n\r\n".encode()
+                    f"{limits}Content-Length: {len(data)}\r\n\r\n".encode()
                     + data
                 )
                 await writer.drain()
@@ -61,6 +88,21 @@ class Platform:
             return
         finally:
             writer.close()
+
+    def limit_headers(self, headers: dict[str, str]) -> str:
+        """Mastodon's three rate-limit headers for this answer (this request counted)."""
+        now = time.time()
+        window = int(now) // WINDOW * WINDOW
+        if window != self.window:
+            self.window, self.counts = window, {}
+        token = headers.get("authorization", "")
+        used = self.counts[token] = self.counts.get(token, 0) + 1
+        reset = datetime.fromtimestamp(window + WINDOW, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return (
+            f"X-RateLimit-Limit: {LIMIT}\r\n"
+            f"X-RateLimit-Remaining: {max(0, LIMIT - used)}\r\n"
+            f"X-RateLimit-Reset: {reset}\r\n"
+        )
 
     async def route(
         self, method: str, path: str, headers: dict[str, str], body: bytes
@@ -87,8 +129,8 @@ class Platform:
         return 404, {"error": "not found"}
 
 
-async def serve(port: int, latency: float) -> None:
-    platform = Platform(latency)
+async def serve(port: int, latency: float, *, rate_limit_headers: bool = True) -> None:
+    platform = Platform(latency, rate_limit_headers=rate_limit_headers)
     server = await asyncio.start_server(platform.handle, "127.0.0.1", port, backlog=1024)
     actual = server.sockets[0].getsockname()[1]
     print(json.dumps({"url": f"http://127.0.0.1:{actual}", "port": actual}), flush=True)
@@ -104,8 +146,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument(
+        "--no-rate-limit-headers",
+        action="store_true",
+        help="answer without X-RateLimit-* (the daemon then keeps no budget)",
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.latency))
+    asyncio.run(serve(args.port, args.latency, rate_limit_headers=not args.no_rate_limit_headers))
     sys.exit(0)
 
 

@@ -39,6 +39,8 @@ PY = sys.executable
 CROSSPOST = str(Path(PY).with_name("crosspost"))
 SITE = "https://www.zv-staedtedreieck.de"
 T = TypeVar("T")
+#: the fake platform's options for this run (main: ``--no-rate-limit-headers``)
+FAKE_OPTIONS: list[str] = []
 TOKEN = "bench-token"  # noqa: S105 - the fake platform accepts any token
 
 
@@ -85,8 +87,11 @@ SMOKE = Sizes(
 # -- plumbing ---------------------------------------------------------------------------
 @contextmanager
 def fake_platform(latency: float) -> Iterator[str]:
+    """bench/fakeplatform.py: Mastodon's rate-limit headers on every answer (so the
+    daemon keeps each account's budget, as with a real instance) unless
+    :data:`FAKE_OPTIONS` says ``--no-rate-limit-headers``."""
     process = subprocess.Popen(
-        [PY, str(ROOT / "bench" / "fakeplatform.py"), "--latency", str(latency)],
+        [PY, str(ROOT / "bench" / "fakeplatform.py"), "--latency", str(latency), *FAKE_OPTIONS],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -236,7 +241,8 @@ def throughput_round(sizes: Sizes, db_url: str | None = None) -> dict[str, Any]:
         total = time.perf_counter() - started
         total_cpu = _children_cpu() - cpu
         arrivals = stats(url)
-        counts = json.loads(cli(env, "status", "--json").stdout).get("counts", {})
+        status = json.loads(cli(env, "status", "--json").stdout)
+    counts = status.get("counts", {})
     drain = total - overhead
     drain_cpu = total_cpu - overhead_cpu
     deliveries = per_account * sizes.accounts
@@ -258,6 +264,9 @@ def throughput_round(sizes: Sizes, db_url: str | None = None) -> dict[str, Any]:
         "requests_seen": len(arrivals),
         "daemon_requests": len(arrivals) - deliveries,  # the floor sent one per delivery
         "states_after": counts,
+        "rate_limit_headers": "--no-rate-limit-headers" not in FAKE_OPTIONS,
+        # the budgets the daemon kept (one per account when the fake sends the headers)
+        "budgets_after": len(status.get("rate_limits", {})),
         # the daemon's own count of claim transactions and settlement batches
         "daemon_stopped": _stopped_fields(drained.stderr),
     }
@@ -929,6 +938,11 @@ def markdown(results: dict[str, Any]) -> str:
         f"load average {m.get('load_average', '?')} at the start), Python {m['python']}, "
         f"SQLite {m['sqlite']}{postgres}, crosspost {m['crosspost']}"
         + (" — **smoke sizes, not the targets' sizes**" if results["smoke"] else "")
+        + (
+            ""
+            if results.get("rate_limit_headers", True)
+            else " — **the fake platform sent no rate-limit headers**"
+        )
         + ".",
         "",
         "| scenario | measured | target | |",
@@ -999,8 +1013,16 @@ def main() -> None:
         help="a PostgreSQL server whose user may CREATE DATABASE (default: a throw-away "
         "cluster of the installed PostgreSQL)",
     )
+    parser.add_argument(
+        "--no-rate-limit-headers",
+        action="store_true",
+        help="the fake platform answers without Mastodon's X-RateLimit-* headers, so the "
+        "daemon keeps no budget (to measure what keeping it costs)",
+    )
     args = parser.parse_args()
     sizes = SMOKE if args.smoke else Sizes()
+    if args.no_rate_limit_headers:
+        FAKE_OPTIONS.append("--no-rate-limit-headers")
     scenarios: dict[str, Callable[[], dict[str, Any]]] = {
         "startup": lambda: startup(sizes),
         "queue": lambda: queue_size(sizes),
@@ -1015,7 +1037,11 @@ def main() -> None:
             sizes, args.pg_url, durable=not args.smoke, steps=("throughput",)
         ),
     }
-    results: dict[str, Any] = {"machine": machine(), "smoke": args.smoke}
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "smoke": args.smoke,
+        "rate_limit_headers": not args.no_rate_limit_headers,
+    }
     for name, run in [*scenarios.items(), *extra.items()]:
         if (args.only and name not in args.only) or (name in extra and not args.only):
             continue

@@ -323,30 +323,34 @@ def test_bluesky_client_records_the_budget(secret: None) -> None:
     assert record(calls).budget == Budget(1658, reset)
 
 
-X_WINDOW, X_DAY = real_reset(900), real_reset(20 * 3600)
+#: which of X's budgets runs out first: its reset, as seconds from now (computed in the
+#: test, not at import: a long run must not find the window already past)
+X_WINDOW_S, X_DAY_S, X_APP_S = 900, 20 * 3600, 21 * 3600
 
 
 @pytest.mark.parametrize(
-    ("window", "user", "app", "expected"),
+    ("window", "user", "app", "remaining", "reset_s"),
     [
-        ("50", "3", "900", Budget(3, X_DAY)),  # the user's 24-hour posting cap
-        ("50", "90", "2", Budget(2, X_DAY + timedelta(hours=1))),  # the app's
-        ("1", "90", "900", Budget(1, X_WINDOW)),  # the 15-minute window
+        ("50", "3", "900", 3, X_DAY_S),  # the user's 24-hour posting cap
+        ("50", "90", "2", 2, X_APP_S),  # the app's
+        ("1", "90", "900", 1, X_WINDOW_S),  # the 15-minute window
     ],
     ids=["user-cap", "app-cap", "window"],
 )
 def test_x_client_records_the_smallest_of_its_three_budgets(
-    secret: None, window: str, user: str, app: str, expected: Budget
+    secret: None, window: str, user: str, app: str, remaining: int, reset_s: int
 ) -> None:
     """X reports three budgets on a post's answer; the one that runs out first counts."""
+    now = real_reset(0)
     headers = {
         "x-rate-limit-remaining": window,
-        "x-rate-limit-reset": epoch(X_WINDOW),
+        "x-rate-limit-reset": epoch(now + timedelta(seconds=X_WINDOW_S)),
         "x-user-limit-24hour-remaining": user,
-        "x-user-limit-24hour-reset": epoch(X_DAY),
+        "x-user-limit-24hour-reset": epoch(now + timedelta(seconds=X_DAY_S)),
         "x-app-limit-24hour-remaining": app,
-        "x-app-limit-24hour-reset": epoch(X_DAY + timedelta(hours=1)),
+        "x-app-limit-24hour-reset": epoch(now + timedelta(seconds=X_APP_S)),
     }
+    expected = Budget(remaining, now + timedelta(seconds=reset_s))
     x = adapter({"platform": "x"}, script(httpx.Response(200, json={}, headers=headers)))
     assert isinstance(x, XAdapter)
 

@@ -51,7 +51,16 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from crosspost.models import Attempt, Delivery, DeliveryState, Media, Outcome, StoredPost
+from crosspost.models import (
+    SAME_WINDOW,
+    Attempt,
+    Budget,
+    Delivery,
+    DeliveryState,
+    Media,
+    Outcome,
+    StoredPost,
+)
 from crosspost.store.base import Claim, Settlement
 from crosspost.store.schema import PENDING_STATES
 
@@ -482,9 +491,15 @@ _PG_SETTLE = (
 )
 
 
-def pg_finish_and_settle(conn: Connection, settlements: Sequence[Settlement]) -> list[bool]:
-    """One statement for the batch: every attempt's outcome, and the new state of each
-    delivery still held under the settlement's lease token."""
+def pg_finish_and_settle(
+    conn: Connection,
+    settlements: Sequence[Settlement],
+    budgets: Mapping[str, Budget] | None = None,
+    now: datetime | None = None,
+) -> list[bool]:
+    """One statement for the batch: every attempt's outcome, the new state of each
+    delivery still held under the settlement's lease token, and (``budgets``, as of
+    ``now``) the accounts' stated budgets."""
     params: dict[str, list[Any]] = {
         "attempt": [s.attempt.id for s in settlements],
         "outcome": [s.outcome.value for s in settlements],
@@ -502,8 +517,94 @@ def pg_finish_and_settle(conn: Connection, settlements: Sequence[Settlement]) ->
         "error": [s.error for s in settlements],
         "uncertain": [s.uncertain for s in settlements],
     }
-    settled = {(row[0], row[1]) for row in conn.exec_driver_sql(_PG_SETTLE, params)}
+    sql = _PG_SETTLE
+    if budgets:
+        params.update(_pg_budget_params(budgets, now or max(s.now for s in settlements)))
+        sql = _PG_SETTLE_WITH_BUDGETS
+    settled = {(row[0], row[1]) for row in conn.exec_driver_sql(sql, params)}
     return [(s.delivery.id, s.delivery.lease_token) in settled for s in settlements]
+
+
+# -- the accounts' request budgets (issue 5) ----------------------------------------------------
+def _budget_upsert(excluded_gap: str, least: str, greatest: str) -> str:
+    """``ON CONFLICT`` merge of a stated budget into the row as it stands (the rule of
+    :meth:`crosspost.models.Budget.merged`; none left blocks until the reset, never
+    shortening a block). ``excluded_gap``: seconds between the two resets."""
+    stored_left, stored_reset = "account_state.limit_remaining", "account_state.limit_reset"
+    unknown = f"{stored_left} IS NULL OR {stored_reset} IS NULL"
+    same = f"{excluded_gap} <= {SAME_WINDOW.total_seconds()}"
+    newer = f"excluded.limit_reset > {stored_reset}"
+    return (
+        " ON CONFLICT (account) DO UPDATE SET updated_at = excluded.updated_at,"
+        f" limit_remaining = CASE WHEN {unknown} THEN excluded.limit_remaining"
+        f" WHEN {same} THEN {least}({stored_left}, excluded.limit_remaining)"
+        f" WHEN {newer} THEN excluded.limit_remaining ELSE {stored_left} END,"
+        f" limit_reset = CASE WHEN {unknown} THEN excluded.limit_reset"
+        f" WHEN {same} THEN {greatest}({stored_reset}, excluded.limit_reset)"
+        f" WHEN {newer} THEN excluded.limit_reset ELSE {stored_reset} END,"
+        " blocked_until = CASE WHEN excluded.limit_remaining <= 0 AND"
+        " (account_state.blocked_until IS NULL"
+        " OR account_state.blocked_until < excluded.limit_reset)"
+        " THEN excluded.limit_reset ELSE account_state.blocked_until END"
+    )
+
+
+#: SQLite: Julian days to the millisecond (their floating point puts 5 s at 5.00001)
+_SQLITE_BUDGET_MERGE = _budget_upsert(
+    "round(abs(julianday(excluded.limit_reset) - julianday(account_state.limit_reset)) * 86400, 3)",
+    "min",
+    "max",
+)
+_PG_BUDGETS = (
+    "INSERT INTO account_state (account, updated_at, limit_remaining, limit_reset,"
+    " blocked_until) SELECT * FROM unnest(%(b_account)s::text[], %(b_at)s::timestamp[],"
+    " %(b_left)s::int[], %(b_reset)s::timestamp[], %(b_blocked)s::timestamp[])"
+    + _budget_upsert(
+        "abs(extract(epoch FROM excluded.limit_reset - account_state.limit_reset))",
+        "least",
+        "greatest",
+    )
+)
+
+
+def sqlite_record_budgets(conn: Connection, budgets: Mapping[str, Budget], now: datetime) -> None:
+    """One statement for the batch's accounts (each once), in the caller's transaction."""
+    rows = ", ".join(["(?, ?, ?, ?, ?)"] * len(budgets))
+    values: list[Any] = []
+    for account in sorted(budgets):  # one order for every daemon
+        b = budgets[account]
+        spent = sqlite_time(b.reset) if b.remaining <= 0 else None
+        values += [account, sqlite_time(now), b.remaining, sqlite_time(b.reset), spent]
+    conn.exec_driver_sql(
+        "INSERT INTO account_state (account, updated_at, limit_remaining, limit_reset,"
+        f" blocked_until) VALUES {rows}" + _SQLITE_BUDGET_MERGE,
+        tuple(values),
+    )
+
+
+#: the settlement and the batch's budgets in one statement (a data-modifying CTE): a
+#: delivery leaves ``publishing`` together with what its answer said is left
+_PG_SETTLE_WITH_BUDGETS = _PG_SETTLE.replace(
+    " UPDATE deliveries AS d", f", budgets AS ({_PG_BUDGETS}) UPDATE deliveries AS d", 1
+)
+
+
+def _pg_budget_params(budgets: Mapping[str, Budget], now: datetime) -> dict[str, list[Any]]:
+    accounts = sorted(budgets)  # one order for every daemon: no deadlock
+    return {
+        "b_account": accounts,
+        "b_at": [naive_utc(now)] * len(accounts),
+        "b_left": [budgets[a].remaining for a in accounts],
+        "b_reset": [naive_utc(budgets[a].reset) for a in accounts],
+        "b_blocked": [
+            naive_utc(budgets[a].reset) if budgets[a].remaining <= 0 else None for a in accounts
+        ],
+    }
+
+
+def pg_record_budgets(conn: Connection, budgets: Mapping[str, Budget], now: datetime) -> None:
+    """One statement for the accounts' budgets (each account once)."""
+    conn.exec_driver_sql(_PG_BUDGETS, _pg_budget_params(budgets, now))
 
 
 __all__ = [
@@ -512,9 +613,11 @@ __all__ = [
     "naive_utc",
     "pg_claim",
     "pg_finish_and_settle",
+    "pg_record_budgets",
     "read_json",
     "read_time",
     "sqlite_claim",
     "sqlite_finish_and_settle",
+    "sqlite_record_budgets",
     "sqlite_time",
 ]

@@ -17,7 +17,7 @@ databases differ:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -50,7 +50,6 @@ from sqlalchemy.sql.expression import TableClause
 from crosspost.exceptions import NotFound, SchemaOutdated, StoreError
 from crosspost.i18n import _
 from crosspost.models import (
-    SAME_WINDOW,
     Attempt,
     Budget,
     Delivery,
@@ -219,6 +218,15 @@ def _attempt(row: RowMapping) -> Attempt:
         message=row["message"],
         duration_ms=row["duration_ms"],
     )
+
+
+def merged_budgets(budgets: Iterable[tuple[str, Budget]]) -> dict[str, Budget]:
+    """Each account's budgets of one batch as one (:meth:`Budget.merged`, in order)."""
+    merged: dict[str, Budget] = {}
+    for account, budget in budgets:
+        known = merged.get(account)
+        merged[account] = budget if known is None else known.merged(budget)
+    return merged
 
 
 class SqlStore:
@@ -756,82 +764,35 @@ class SqlStore:
         transaction (one statement on PostgreSQL: see crosspost.store._hot)."""
         if not settlements:
             return []
-        budgets = [(s.delivery.account, s.budget) for s in settlements if s.budget is not None]
-        if not budgets:
-            with self._hot_write() as conn:
-                if self.is_sqlite:
-                    return _hot.sqlite_finish_and_settle(conn, settlements)
-                return _hot.pg_finish_and_settle(conn, settlements)
-        # the budgets with the settlements, in one transaction: a delivery leaves
-        # ``publishing`` together with what its answer said is left (see claim_due)
-        with self._write() as conn:
-            if self.is_sqlite:
-                done = _hot.sqlite_finish_and_settle(conn, settlements)
-            else:
-                done = _hot.pg_finish_and_settle(conn, settlements)
-            self._record_budgets(conn, budgets, max(s.now for s in settlements))
+        budgets = merged_budgets(
+            (s.delivery.account, s.budget) for s in settlements if s.budget is not None
+        )
+        if budgets:
+            self._budgeted = (self._budgeted or frozenset()) | frozenset(budgets)
+        now = max(s.now for s in settlements)
+        with self._hot_write() as conn:
+            if not self.is_sqlite:
+                # one statement with the budgets: a delivery leaves ``publishing``
+                # together with what its answer said is left (see claim_due)
+                return _hot.pg_finish_and_settle(conn, settlements, budgets, now)
+            done = _hot.sqlite_finish_and_settle(conn, settlements)
+            if budgets:
+                _hot.sqlite_record_budgets(conn, budgets, now)
             return done
 
     def _record_budgets(
         self, conn: Connection, budgets: Sequence[tuple[str, Budget]], now: datetime
     ) -> None:
-        """Merge what the answers said of the accounts' budgets into ``account_state``.
-
-        In SQL, against the row as it stands when its lock is taken (``ON CONFLICT``
-        sees the latest version, whatever another daemon wrote meanwhile), by the rule
-        of :meth:`Budget.merged`; a budget with nothing left blocks the account until
-        the reset (never shortening a block).
-        """
-        merged: dict[str, Budget] = {}
-        for account, budget in budgets:
-            known = merged.get(account)
-            merged[account] = budget if known is None else known.merged(budget)
-        a = account_state.c
-
-        def apart(x: Any, y: Any) -> Any:
-            """Seconds between two stored times (SQLite's Julian days to the millisecond:
-            their floating point would put 5 s at 5.00001)."""
-            if self.is_sqlite:
-                return func.round(func.abs(func.julianday(x) - func.julianday(y)) * 86400, 3)
-            return func.abs(func.date_part("epoch", x - y))
-
-        def least(x: Any, y: Any) -> Any:
-            return case((x <= y, x), else_=y)
-
-        def greatest(x: Any, y: Any) -> Any:
-            return case((x >= y, x), else_=y)
-
-        def merge(proposed: Any) -> dict[str, Any]:
-            new_left, new_reset = proposed.limit_remaining, proposed.limit_reset
-            unknown = a.limit_remaining.is_(None) | a.limit_reset.is_(None)
-            same = apart(new_reset, a.limit_reset) <= SAME_WINDOW.total_seconds()
-            newer = new_reset > a.limit_reset
-            spent = (new_left <= 0) & (a.blocked_until.is_(None) | (a.blocked_until < new_reset))
-            return {
-                "limit_remaining": case(
-                    (unknown, new_left),
-                    (same, least(a.limit_remaining, new_left)),
-                    (newer, new_left),
-                    else_=a.limit_remaining,
-                ),
-                "limit_reset": case(
-                    (unknown, new_reset),
-                    (same, greatest(a.limit_reset, new_reset)),
-                    (newer, new_reset),
-                    else_=a.limit_reset,
-                ),
-                "blocked_until": case((spent, new_reset), else_=a.blocked_until),
-            }
-
-        for account in sorted(merged):  # one order for every daemon: no deadlock
-            budget = merged[account]
-            values: dict[str, Any] = {
-                "limit_remaining": budget.remaining,
-                "limit_reset": budget.reset,
-            }
-            if budget.remaining <= 0:
-                values["blocked_until"] = budget.reset
-            self._upsert_account(conn, account, now, values, merge)
+        """Merge what the answers said of the accounts' budgets into ``account_state``,
+        in the caller's transaction: in SQL, against the row as it stands when its lock
+        is taken (``ON CONFLICT`` sees the latest version, whatever another daemon wrote
+        meanwhile), by the rule of :meth:`Budget.merged`; a budget with nothing left
+        blocks the account until the reset (never shortening a block)."""
+        merged = merged_budgets(budgets)
+        if self.is_sqlite:
+            _hot.sqlite_record_budgets(conn, merged, now)
+        else:
+            _hot.pg_record_budgets(conn, merged, now)
         self._budgeted = (self._budgeted or frozenset()) | frozenset(merged)
 
     def save_progress(
