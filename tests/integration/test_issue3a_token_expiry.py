@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from tests.commandline import CommandLine
@@ -100,7 +101,9 @@ def test_a_configured_expiry_within_the_warning_days_is_warned_about_everywhere(
     `status` lists the account under expiring_tokens and says to renew it."""
     install.configure(x_fake, refresh=True, expires_in=timedelta(days=5))
     entry = check(install)
-    day = (datetime.now(UTC) + timedelta(days=5)).strftime("%Y-%m-%d")
+    # the date in the site's zone (the default, Europe/Berlin), as crosspost shows it
+    expires = datetime.now(UTC) + timedelta(days=5)
+    day = expires.astimezone(ZoneInfo("Europe/Berlin")).strftime("%Y-%m-%d")
     assert entry["warning"] == f"the token expires {day}: renew it"
     assert list(install.json("status")["expiring_tokens"]) == ["x"]
     assert f"token of x expires {day}" in install.run("status").stdout

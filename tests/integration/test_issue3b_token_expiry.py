@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from tests.commandline import CommandLine
@@ -72,7 +73,9 @@ def install(tmp_path: Path) -> Install:
 
 
 def _day(when: datetime) -> str:
-    return when.strftime("%Y-%m-%d")
+    """The date as crosspost shows it: in the site's zone (the default, Europe/Berlin) --
+    between 23:00 and 24:00 UTC that is already the next day."""
+    return when.astimezone(ZoneInfo("Europe/Berlin")).strftime("%Y-%m-%d")
 
 
 def _threads(install: Install, fake: ThreadsFake, *, days_left: int) -> datetime:
