@@ -8,9 +8,10 @@ where no PostgreSQL is to be had)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,21 @@ class Workspace(CommandLine):
         return f"daemon exited early: {self.output(process)}"
 
 
-def write_config(root: Path, mastodon_url: str, database_url: str) -> None:
-    # listen_fallback_interval: on PostgreSQL only NOTIFY can wake the daemon in time
+def toml_value(value: object) -> str:
+    """A TOML value: a bool, an int or float as such, anything else a basic string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def write_crosspost_toml(
+    root: Path, database_url: str, daemon: Mapping[str, object], accounts: str
+) -> None:
+    """``root/crosspost.toml``: the association's site, ``database_url``, the given
+    ``[daemon]`` settings and the ``accounts`` tables (TOML text)."""
+    settings = "\n".join(f"{key} = {toml_value(value)}" for key, value in daemon.items())
     (root / "crosspost.toml").write_text(
         f"""
 [site]
@@ -105,11 +119,20 @@ timezone = "Europe/Berlin"
 url = "{database_url}"
 
 [daemon]
-lease_seconds = 5
-poll_interval = 0.1
-listen_fallback_interval = 60
-backoff_base = 0.2
+{settings}
+{accounts}""",
+        encoding="utf-8",
+    )
 
+
+def write_config(root: Path, mastodon_url: str, database_url: str) -> None:
+    # listen_fallback_interval: on PostgreSQL only NOTIFY can wake the daemon in time
+    write_crosspost_toml(
+        root,
+        database_url,
+        {"lease_seconds": 5, "poll_interval": 0.1, "listen_fallback_interval": 60,
+         "backoff_base": 0.2},
+        f"""
 [accounts.mastodon]
 platform = "mastodon"
 base_url = "{mastodon_url}"
@@ -119,8 +142,7 @@ token_env = "CROSSPOST_TEST_MASTODON_TOKEN"
 platform = "feed"
 path = "{root}/site"
 """,
-        encoding="utf-8",
-    )
+    )  # fmt: skip
 
 
 @pytest.fixture

@@ -22,7 +22,13 @@ from typing import Any
 import pytest
 import tests.fakes
 from sqlalchemy import select, update
-from tests.acceptance.conftest import SITE, Workspace, clean_env
+from tests.acceptance.conftest import (
+    SITE,
+    Workspace,
+    clean_env,
+    toml_value,
+    write_crosspost_toml,
+)
 from tests.commandline import CROSSPOST
 from tests.fakes.fixtures import assert_clean
 from tests.fakes.harness import HARNESSES, Harness
@@ -98,14 +104,6 @@ def _daemon_once(ws: Workspace) -> int:
         raise AssertionError("daemon --once did not finish:\n" + log.read_text()) from None
 
 
-def _toml(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
-
-
 @pytest.fixture(params=sorted(HARNESSES))
 def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
     with HARNESSES[request.param]() as h:
@@ -116,22 +114,12 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
 @pytest.fixture
 def platform_workspace(tmp_path: Path, harness: Harness, database_url: str) -> Iterator[Workspace]:
     name = harness.platform
-    table = "\n".join(f"{k} = {_toml(v)}" for k, v in harness.account().items())
-    (tmp_path / "crosspost.toml").write_text(
+    table = "\n".join(f"{k} = {toml_value(v)}" for k, v in harness.account().items())
+    write_crosspost_toml(
+        tmp_path,
+        database_url,
+        {"poll_interval": 0.1, "backoff_base": 0.2, "state_dir": tmp_path / "state"},
         f"""
-[site]
-url = "{SITE}"
-name = "Zweckverband Städtedreieck"
-timezone = "Europe/Berlin"
-
-[database]
-url = "{database_url}"
-
-[daemon]
-poll_interval = 0.1
-backoff_base = 0.2
-state_dir = "{tmp_path / "state"}"
-
 [accounts.{name}]
 {table}
 
@@ -140,7 +128,6 @@ platform = "feed"
 path = "{tmp_path / "site"}"
 public_url = "{SITE}/social"
 """,
-        encoding="utf-8",
     )
     env = clean_env(tmp_path)
     env[harness.token_env] = harness.token

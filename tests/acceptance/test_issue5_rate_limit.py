@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.acceptance.conftest import SITE, Workspace, clean_env
+from tests.acceptance.conftest import SITE, Workspace, clean_env, write_crosspost_toml
 from tests.fakes.mastodon import SPEC_NAME
 from tests.fakes.server import RemoteFake, skip_without_spec
 
@@ -65,29 +65,18 @@ def instance(tmp_path: Path) -> Iterator[RemoteFake]:
 def test_daemons_send_nothing_over_one_accounts_budget(
     tmp_path: Path, pg_empty_url: str, instance: RemoteFake, daemon_count: int
 ) -> None:
-    (tmp_path / "crosspost.toml").write_text(
+    write_crosspost_toml(
+        tmp_path,
+        pg_empty_url,
+        {"lease_seconds": 5, "poll_interval": 0.2, "backoff_base": 0.2,
+         "concurrency": CONCURRENCY},
         f"""
-[site]
-url = "{SITE}"
-name = "Zweckverband Städtedreieck"
-timezone = "Europe/Berlin"
-
-[database]
-url = "{pg_empty_url}"
-
-[daemon]
-lease_seconds = 5
-poll_interval = 0.2
-backoff_base = 0.2
-concurrency = {CONCURRENCY}
-
 [accounts.mastodon]
 platform = "mastodon"
 base_url = "{instance.url}"
 token_env = "CROSSPOST_TEST_MASTODON_TOKEN"
 """,
-        encoding="utf-8",
-    )
+    )  # fmt: skip
     ws = Workspace(tmp_path, clean_env(tmp_path), pg_empty_url)
     ws.run("db", "upgrade")
     files = []

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from tests.acceptance.conftest import SITE, Workspace, clean_env, downgrade
+from tests.acceptance.conftest import SITE, Workspace, clean_env, downgrade, write_crosspost_toml
 from tests.fakes.mastodon import SPEC_NAME, MastodonFake
 from tests.fakes.server import RemoteFake, skip_without_spec
 
@@ -87,22 +87,11 @@ token_env = "CROSSPOST_TEST_MASTODON_TOKEN"
 """
         for i, fake in enumerate(fakes)
     )
-    (root / "crosspost.toml").write_text(
-        f"""
-[site]
-url = "{SITE}"
-name = "Zweckverband Städtedreieck"
-timezone = "Europe/Berlin"
-
-[database]
-url = "{database_url}"
-
-[daemon]
-lease_seconds = {LEASE_S}
-poll_interval = 0.2
-backoff_base = 0.2
-{accounts}""",
-        encoding="utf-8",
+    write_crosspost_toml(
+        root,
+        database_url,
+        {"lease_seconds": LEASE_S, "poll_interval": 0.2, "backoff_base": 0.2},
+        accounts,
     )
 
 
