@@ -13,63 +13,27 @@ SQLite queue.
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from tests.commandline import CommandLine
 from tests.fakes.linkedin import LinkedInFake
 from tests.fakes.meta import ThreadsFake
+from tests.tokenexpiry import Install, new_install
 
 TOKEN_ENV = "CROSSPOST_TEST_TOKEN"
 
 
-@dataclass
-class Install(CommandLine):
-    root: Path
-    env: dict[str, str]
-    processes: list[Any] = field(default_factory=list)
-
-    def configure(self, name: str, account: dict[str, str], token: str) -> None:
-        lines = [f"[accounts.{name}]", f'platform = "{name}"', f'token_env = "{TOKEN_ENV}"']
-        lines += [f"{k} = {v}" for k, v in account.items()]
-        (self.root / "crosspost.toml").write_text(
-            "\n".join(
-                [
-                    "[site]",
-                    'url = "https://www.zv-staedtedreieck.de"',
-                    'name = "Zweckverband Städtedreieck"',
-                    "[database]",
-                    f'url = "sqlite:///{self.root}/crosspost.db"',
-                    "[daemon]",
-                    f'state_dir = "{self.root}/state"',
-                    "token_expiry_warning_days = 14",
-                    *lines,
-                ]
-            )
-            + "\n",
-            encoding="utf-8",
-        )
-        self.env[TOKEN_ENV] = token
-        self.env["CROSSPOST_CONFIG"] = str(self.root / "crosspost.toml")
-        self.run("db", "upgrade")
-
-    def check(self, name: str) -> dict[str, Any]:
-        [entry] = json.loads(self.run("accounts", "check", "--json").stdout)
-        assert (entry["account"], entry["ok"]) == (name, True), entry
-        return dict(entry)
+def configure(install: Install, name: str, account: dict[str, str], token: str) -> None:
+    lines = [f"[accounts.{name}]", f'platform = "{name}"', f'token_env = "{TOKEN_ENV}"']
+    lines += [f"{k} = {v}" for k, v in account.items()]
+    install.configure_account(lines, TOKEN_ENV, token)
 
 
 @pytest.fixture
 def install(tmp_path: Path) -> Install:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSPOST_")}
-    env |= {"LANGUAGE": "en", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-    return Install(root=tmp_path, env=env)
+    return new_install(tmp_path)
 
 
 def _day(when: datetime) -> str:
@@ -81,8 +45,11 @@ def _day(when: datetime) -> str:
 def _threads(install: Install, fake: ThreadsFake, *, days_left: int) -> datetime:
     """A Threads account whose token ends in ``days_left`` days; that end."""
     fake.set_token_age(fake.token, timedelta(days=60 - days_left))
-    install.configure(
-        "threads", {"base_url": f'"{fake.url}"', "user_id": f'"{fake.user_id}"'}, fake.token
+    configure(
+        install,
+        "threads",
+        {"base_url": f'"{fake.url}"', "user_id": f'"{fake.user_id}"'},
+        fake.token,
     )
     return fake.tokens[fake.token].expires_at
 
@@ -126,7 +93,8 @@ def test_threads_token_within_a_week_of_its_end_is_refreshed_not_warned_about(
 
 def _linkedin(install: Install, fake: LinkedInFake, *, days_left: int) -> datetime:
     when = datetime.now(UTC).replace(microsecond=0) + timedelta(days=days_left)
-    install.configure(
+    configure(
+        install,
         "linkedin",
         {
             "base_url": f'"{fake.url}"',
